@@ -1,0 +1,159 @@
+"""Extraction throughput and memory on the offline Gemma 3 270M (issue: foundation).
+
+Measures, on 5 PUD languages x N sentences, all 19 residual states, mean pooling:
+1. tokens/s of ``extract`` (hooks + pooling + storage) vs a bare ``model.model(**batch)`` loop over
+   the very same batches (target: ratio >= 0.9);
+2. vs a MEXA-style loop: one sentence at a time with ``output_hidden_states=True`` and a pooled
+   vector per layer (target: >= 3x faster);
+3. peak resident memory for 200 and 1000 sentences per language, each in a fresh process, and how it
+   grows compared with the size of the pooled states themselves.
+
+Usage: python benchmarks/bench_extract.py [--sentences 200] [--memory-sizes 200,1000]
+Writes benchmarks/results/extract.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PUD = HERE.parent.parent / "shared" / "data" / "pud" / "pud_1000.tsv"
+LANGS = ["en", "de", "zh", "ru", "ar"]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def load(n: int):
+    import xling_probe as xp
+
+    model = xp.load_model(device="cpu")
+    corpus = xp.ParallelCorpus.from_tsv(PUD, languages=LANGS).head(n)
+    return xp, model, corpus
+
+
+def throughput(n: int, batch_size: int, repeats: int) -> dict:
+    import importlib
+
+    import torch
+
+    xp, model, corpus = load(n)
+    ex = importlib.import_module("xling_probe.extract")
+    layers = list(range(model.n_states))
+    # The exact batches extract() builds: tokenized, sorted by length, padded.
+    batches, n_tokens = [], 0
+    for lang in corpus.languages:
+        tok = ex.tokenize(model.tokenizer, corpus.sentences[lang], 512)
+        order = sorted(range(len(corpus)), key=lambda k: -len(tok.ids[k]))
+        n_tokens += sum(len(r) for r in tok.ids)
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            batches.append(ex.pad_batch([tok.ids[k] for k in idx], [tok.special[k] for k in idx],
+                                        model.tokenizer.pad_token_id, model.tokenizer.padding_side))
+
+    def bare():
+        with torch.inference_mode():
+            for b in batches:
+                model.parts.runner(**ex.model_inputs(model, b))
+
+    def ours():
+        xp.extract(model, corpus, layers=layers, batch_size=batch_size, cache=False, progress=False)
+
+    def mexa_style():
+        out = []
+        with torch.inference_mode():
+            for lang in corpus.languages:
+                for text in corpus.sentences[lang]:
+                    enc = model.tokenizer(text, return_tensors="pt")
+                    hs = model.parts.runner(**enc, output_hidden_states=True).hidden_states
+                    T = enc["input_ids"].shape[1]
+                    w = torch.arange(1, T + 1, dtype=torch.float32)
+                    out.append(torch.stack([(h[0] * w[:, None]).sum(0) / w.sum() for h in hs]).numpy())
+        return out
+
+    bare()  # warm-up (allocator, kernels)
+    timings = {}
+    for name, fn in (("bare_forward", bare), ("extract", ours), ("mexa_style_loop", mexa_style)):
+        best = float("inf")
+        for _ in range(repeats if name != "mexa_style_loop" else 1):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        timings[name] = best
+    return {
+        "sentences_per_language": n,
+        "languages": LANGS,
+        "states": len(layers),
+        "batch_size": batch_size,
+        "tokens": n_tokens,
+        "seconds": timings,
+        "tokens_per_s": {k: n_tokens / v for k, v in timings.items()},
+        "extract_vs_bare_ratio": timings["bare_forward"] / timings["extract"],
+        "speedup_vs_mexa_style": timings["mexa_style_loop"] / timings["extract"],
+    }
+
+
+def memory_child(n: int, batch_size: int) -> dict:
+    xp, model, corpus = load(n)
+    after_load = peak_rss_mb()
+    acts = xp.extract(model, corpus, batch_size=batch_size, cache=False, progress=False)
+    return {
+        "sentences_per_language": n,
+        "rss_after_model_load_mb": after_load,
+        "peak_rss_mb": peak_rss_mb(),
+        "pooled_states_mb": acts.data.nbytes / 2**20,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sentences", type=int, default=200)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--memory-sizes", default="200,1000")
+    ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if not PUD.is_file():
+        sys.exit(f"needs {PUD} (../shared/data next to the repository)")
+    if args.child is not None:
+        print(json.dumps(memory_child(args.child, args.batch_size)))
+        return
+    result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}}
+    import torch
+
+    result["machine"]["torch"] = torch.__version__
+    result["machine"]["torch_threads"] = torch.get_num_threads()
+    result["throughput"] = throughput(args.sentences, args.batch_size, args.repeats)
+    print(json.dumps(result["throughput"], indent=1))
+    mem = []
+    for n in [int(x) for x in args.memory_sizes.split(",")]:
+        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--batch-size", str(args.batch_size)],
+                             capture_output=True, text=True, check=True)
+        mem.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(mem[-1]))
+    result["memory"] = mem
+    if len(mem) >= 2:
+        a, b = mem[0], mem[-1]
+        result["memory_growth"] = {
+            "peak_rss_growth_mb": b["peak_rss_mb"] - a["peak_rss_mb"],
+            "pooled_states_growth_mb": b["pooled_states_mb"] - a["pooled_states_mb"],
+            "note": "growth of peak RSS vs growth of the stored pooled states (layers x languages x sentences x 640 x 4 B); "
+                    "the final stack of per-language arrays holds up to two copies briefly",
+        }
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "extract.json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {out_dir / 'extract.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Notebook widgets of xling_probe (ipywidgets + plotly), importable as xling_probe.widgets."""

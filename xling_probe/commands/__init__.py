@@ -1,0 +1,1 @@
+"""Sub-commands of ``xling-probe``: one module each, with ``register(subparsers)``."""

@@ -1,0 +1,43 @@
+"""``xling-probe extract``: pooled residual-stream activations of a parallel corpus."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_data_options, add_model_options, load_corpus_from, load_model_from, prepare_out, split_list
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "extract",
+        help="extract pooled residual-stream activations of a parallel corpus",
+        description="Run a parallel corpus through a model and save pooled residual-stream states of every "
+                    "layer (0 = embeddings, l = output of block l-1) as activations.npy + manifest.json.",
+    )
+    add_model_options(p)
+    add_data_options(p)
+    g = p.add_argument_group("extraction")
+    g.add_argument("--layers", default="all", help="'all' or comma-separated layer indices, negatives count from the end")
+    g.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "weighted_mean"],
+                   help="sentence pooling (default: mean over real tokens, special tokens excluded)")
+    g.add_argument("--include-special", action="store_true", help="include BOS/CLS/SEP/EOS in mean pooling")
+    g.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default: 16)")
+    g.add_argument("--max-length", type=int, default=512, help="truncate sentences to this many tokens (default: 512)")
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..extract import extract
+
+    out = prepare_out(args.out, force=args.force)
+    layers = "all" if args.layers == "all" else [int(x) for x in split_list(args.layers) or []]
+    model = load_model_from(args)
+    corpus = load_corpus_from(args)
+    acts = extract(model, corpus, layers=layers, pooling=args.pooling, include_special=args.include_special,
+                   batch_size=args.batch_size, max_length=args.max_length, cache=not args.no_cache)
+    acts.save(out)
+    print(f"wrote {acts!r} to {out}")
+    return 0
