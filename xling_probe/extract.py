@@ -91,7 +91,21 @@ def pad_batch(rows: Sequence[Sequence[int]], special: Sequence[Sequence[int]], p
     return {"input_ids": input_ids, "attention_mask": attention, "special_tokens_mask": spec}
 
 
-class HFRunner:
+class PoolingRunner:
+    """Mixin: a runner with ``run(batch, reduce)`` gets pooled extraction for free."""
+
+    layers: list[int]
+
+    def run(self, batch: dict[str, torch.Tensor], reduce: Callable[[int, torch.Tensor], Any]) -> dict[int, Any]:
+        raise NotImplementedError
+
+    def __call__(self, batch: dict[str, torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        """Pooled states ``[len(layers), batch, d]`` with per-token ``weights``."""
+        out = self.run(batch, lambda _layer, hidden: pool(hidden, weights))
+        return torch.stack([out[layer] for layer in self.layers])
+
+
+class HFRunner(PoolingRunner):
     """Runs batches through the HF base model with hooks that reduce the requested states.
 
     ``reduce(layer, hidden)`` turns one layer's ``[batch, seq, d]`` residual states into
@@ -139,11 +153,6 @@ class HFRunner:
         if missing:
             raise ExtractionError(f"hooks did not capture layers {sorted(missing)}; is this architecture supported?")
         return out
-
-    def __call__(self, batch: dict[str, torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
-        """Pooled states ``[len(layers), batch, d]`` with per-token ``weights``."""
-        out = self.run(batch, lambda _layer, hidden: pool(hidden, weights))
-        return torch.stack([out[layer] for layer in self.layers])
 
 
 def model_inputs(handle: ModelHandle, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ import torch
 
 from .arch import find_parts
 from .errors import ExtractionError, ModelLoadError
+from .extract import PoolingRunner
 
 
 def hook_name(layer: int) -> str:
@@ -69,7 +70,7 @@ def _adapter_name(cfg: Any) -> str:
     return known.get(getattr(cfg, "model_type", ""), getattr(cfg, "model_type", "model"))
 
 
-class TLRunner:
+class TLRunner(PoolingRunner):
     """Same interface as :class:`xling_probe.extract.HFRunner`, through bridge hooks."""
 
     def __init__(self, handle: Any, layers: Sequence[int]):
@@ -98,9 +99,3 @@ class TLRunner:
         if missing:
             raise ExtractionError(f"TransformerLens hooks did not fire for layers {sorted(missing)}")
         return out
-
-    def __call__(self, batch: dict[str, torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
-        from .pooling import pool
-
-        out = self.run(batch, lambda _layer, hidden: pool(hidden, weights))
-        return torch.stack([out[layer] for layer in self.layers])
