@@ -29,6 +29,29 @@ from .extract import extract
 from .languages import language_name, normalize_code
 from .models import ModelHandle, load_model
 from .store import clear_cache
+from .metrics import anc, linear_cka, mexa_alignment, retrieval_precision
+from .similarity import cross_layer_similarity, similarity
+from .similarity_result import CrossLayerResult, SimilarityResult
+from .centering import LanguageCentering, LinearProjection
+from .neutrality import NeutralityReport, neutrality
+from .lens import DriftResult, language_drift, language_shares, lens_table, load_words
+
+# Figures and the report import plotly: loaded on first use, so `import xling_probe` stays light.
+_LAZY = {
+    "plots": ("xling_probe.plots", None),
+    "save_figure": ("xling_probe.plots", "save_figure"),
+    "build_report": ("xling_probe.report", "build_report"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        return mod if attr is None else getattr(mod, attr)
+    raise AttributeError(f"module 'xling_probe' has no attribute {name!r}")
 
 try:
     __version__ = version("xling-probe")
@@ -37,6 +60,25 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     "Activations",
+    "CrossLayerResult",
+    "DriftResult",
+    "LanguageCentering",
+    "LinearProjection",
+    "NeutralityReport",
+    "SimilarityResult",
+    "anc",
+    "build_report",
+    "cross_layer_similarity",
+    "language_drift",
+    "language_shares",
+    "lens_table",
+    "linear_cka",
+    "load_words",
+    "mexa_alignment",
+    "neutrality",
+    "retrieval_precision",
+    "save_figure",
+    "similarity",
     "CacheError",
     "CorpusError",
     "ExportError",

@@ -1,0 +1,100 @@
+"""``xling-probe neutrality``: per-layer language neutrality, raw vs centered (vs projected), on held-out data."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import XlingProbeError
+from ._common import (
+    add_data_options,
+    add_model_options,
+    load_corpus_from,
+    load_model_from,
+    prepare_out,
+    split_list,
+    write_json,
+)
+
+
+def _heldout_size(text: str) -> float | int:
+    """'0.2' -> a fraction, '100' -> a count."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--heldout must be a fraction like 0.2 or a count like 100, got {text!r}")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "neutrality",
+        help="how much language identity each layer carries, before and after centering/projection",
+        description="Split the sentences by id into a fit and a held-out split; learn the language means "
+                    "(centering), a language-ID probe and optionally linear maps into a pivot language on the "
+                    "fit split; report per layer on the held-out split: retrieval P@1 over language pairs, "
+                    "language-ID probe accuracy and the share of variance explained by the language means. "
+                    "Writes neutrality.csv (tidy), summary.csv (per layer) and neutrality.json.",
+    )
+    p.add_argument("--acts", default=None,
+                   help="activation folder written by 'xling-probe extract' (otherwise --model/--data are run)")
+    add_model_options(p)
+    add_data_options(p)
+    g = p.add_argument_group("extraction (without --acts)")
+    g.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "weighted_mean"],
+                   help="sentence pooling (default: mean over real tokens, special tokens excluded)")
+    g.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default: 16)")
+    g.add_argument("--max-length", type=int, default=512, help="truncate sentences to this many tokens")
+    n = p.add_argument_group("neutrality")
+    n.add_argument("--heldout", type=_heldout_size, default=0.5,
+                   help="held-out split size: a fraction (0.2) or a number of sentences (100); default 0.5")
+    n.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
+    n.add_argument("--centering", default="fit", choices=["fit", "self"],
+                   help="'fit': means from the fit split applied to the held-out split (default); "
+                        "'self': each split centered on its own means (the paper's setting)")
+    n.add_argument("--projection", default="none", choices=["none", "lstsq", "procrustes"],
+                   help="also map every language into the pivot's space (default: none)")
+    n.add_argument("--pivot", default=None, help="pivot language (default: the first language)")
+    n.add_argument("--pairs", default="all", choices=["all", "pivot"],
+                   help="retrieval over all language pairs or pivot vs each other language (default: all)")
+    n.add_argument("--probe", default="logistic", choices=["logistic", "knn"],
+                   help="language-ID probe: 'logistic' (linear, default) or 'knn' (cosine 5-NN: also sees "
+                        "language identity that centering leaves in a non-linear form)")
+    n.add_argument("--alpha", type=float, default=0.0, help="ridge penalty of the least-squares projection")
+    n.add_argument("--layers", default=None, help="comma-separated layers to evaluate (default: all)")
+    p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..activations import Activations
+    from ..neutrality import neutrality
+
+    out = prepare_out(args.out, force=args.force)
+    if args.acts:
+        if args.model or args.data:
+            raise XlingProbeError("pass either --acts or --model/--data, not both")
+        acts = Activations.load(args.acts)
+        langs = split_list(args.langs)
+        if langs or args.limit:
+            acts = acts.sel(languages=langs, ids=acts.ids[: args.limit] if args.limit else None)
+    else:
+        from ..extract import extract
+
+        acts = extract(load_model_from(args), load_corpus_from(args), pooling=args.pooling,
+                       batch_size=args.batch_size, max_length=args.max_length)
+    layers = [int(x) for x in split_list(args.layers)] if args.layers else None
+    report = neutrality(
+        acts, args.heldout, seed=args.seed, centering=args.centering,
+        projection=None if args.projection == "none" else args.projection,
+        pivot=args.pivot, pairs=args.pairs, alpha=args.alpha, layers=layers, probe=args.probe,
+    )
+    report.to_dataframe().to_csv(out / "neutrality.csv", index=False)
+    report.summary().to_csv(out / "summary.csv", index=False)
+    write_json(out / "neutrality.json", report.to_dict())
+    print(report)
+    print(f"wrote neutrality.csv, summary.csv and neutrality.json to {out}")
+    return 0

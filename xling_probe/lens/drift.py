@@ -1,0 +1,234 @@
+"""Language drift across layers (Wendler et al. 2024, "Do Llamas work in English?").
+
+For each item a k-shot prompt asks for the target word; the logit lens reads the last position
+at every layer. Per layer and item:
+
+- P(target), P(latent), P(source): the summed lens probability of the token set of the word in
+  that language (token sets: :mod:`xling_probe.lens.tokensets`);
+- entropy of the lens distribution, in bits;
+- rank of the target: 1 + the number of tokens with a larger logit than the best target-set token;
+- KL to the final layer, KL(p_L || p_l), in bits.
+
+Per layer report: P(target), P(English), P(source), entropy (bits), rank of the target, KL to the
+final layer; mean over items with a 95% interval (Gaussian and bootstrap). The bootstrap is seeded
+(:mod:`xling_probe.lens.stats`) and the per-item values are kept. P(English) is P(latent) with
+the default ``latent="en"``. Expected shape on multilingual decoders: P(English) rises in the
+middle layers before P(target) rises in the last layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import LensError
+from .core import DEFAULT_CHUNK_ELEMENTS, Lens, check_final_logits, encode, lens_stats, run_batches
+from .prompts import TASKS, build_prompts
+from .stats import STATS, mean_intervals
+from .tokensets import DropReport, build_item_sets
+from .words import load_words
+
+METRICS = ("p_target", "p_latent", "p_source", "entropy_bits", "rank_target", "kl_to_final_bits")
+_LANG_OF = {"p_target": "target", "p_latent": "latent", "p_source": "source"}
+
+
+@dataclass(frozen=True, eq=False)
+class DriftResult:
+    """Per-layer language drift of one language pair on one model.
+
+    ``values[metric]`` is ``[item, layer]`` (float64; items = ``concepts``, layers = ``layers``,
+    residual-stream indices: 0 = embeddings, l = output of block l - 1). ``summary[metric][stat]``
+    is ``[layer]`` for the stats ``mean, sd, ci_low, ci_high`` (Gaussian) and ``boot_low,
+    boot_high`` (bootstrap), at ``level``.
+    """
+
+    model: str
+    source: str
+    target: str
+    latent: str
+    task: str
+    layers: tuple[int, ...]
+    concepts: tuple[str, ...]
+    values: Mapping[str, np.ndarray]
+    summary: Mapping[str, Mapping[str, np.ndarray]]
+    prompts: tuple[str, ...]
+    dropped: DropReport
+    level: float = 0.95
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.concepts)
+
+    def language_of(self, metric: str) -> str | None:
+        """The language code a P(...) metric refers to (None for the others)."""
+        role = _LANG_OF.get(metric)
+        return getattr(self, role) if role else None
+
+    def curve(self, metric: str = "p_target", stat: str = "mean") -> np.ndarray:
+        """``[layer]`` values of one statistic of one metric."""
+        if metric not in self.summary:
+            raise LensError(f"unknown metric {metric!r}; use one of {', '.join(self.summary)}")
+        if stat not in STATS:
+            raise LensError(f"unknown statistic {stat!r}; use one of {', '.join(STATS)}")
+        return self.summary[metric][stat]
+
+    def to_dataframe(self):
+        """Tidy summary: one row per (metric, layer) with the mean and both intervals."""
+        import pandas as pd
+
+        rows = []
+        for metric, stats in self.summary.items():
+            for j, layer in enumerate(self.layers):
+                row = {"metric": metric, "language": self.language_of(metric), "layer": layer, "n": self.n_items}
+                row.update({s: float(stats[s][j]) for s in STATS})
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def items_dataframe(self):
+        """Per-item values: one row per (item, metric, layer)."""
+        import pandas as pd
+
+        frames = []
+        n_l = len(self.layers)
+        for metric, v in self.values.items():
+            frames.append(pd.DataFrame({
+                "concept": np.repeat(np.array(self.concepts, dtype=object), n_l),
+                "metric": metric,
+                "language": self.language_of(metric),
+                "layer": np.tile(np.array(self.layers), self.n_items),
+                "value": v.reshape(-1),
+            }))
+        return pd.concat(frames, ignore_index=True)
+
+    def to_xarray(self):
+        """Dataset with ``values`` (metric, item, layer) and one variable per statistic (metric, layer)."""
+        import xarray as xr
+
+        metrics = list(self.values)
+        data = {"values": (("metric", "item", "layer"), np.stack([self.values[m] for m in metrics]))}
+        for s in STATS:
+            data[s] = (("metric", "layer"), np.stack([self.summary[m][s] for m in metrics]))
+        return xr.Dataset(
+            data,
+            coords={"metric": metrics, "item": list(self.concepts), "layer": list(self.layers)},
+            attrs={"model": self.model, "source": self.source, "target": self.target, "latent": self.latent,
+                   "task": self.task, "level": self.level},
+        )
+
+    def format_curves(self, metrics: tuple[str, ...] = ("p_target", "p_latent", "p_source", "entropy_bits")) -> str:
+        """A plain-text table of per-layer means (with the Gaussian interval of P(target))."""
+        head = f"{'layer':>5} " + " ".join(f"{_label(self, m):>14}" for m in metrics) + "   P(target) 95% CI"
+        lines = [f"{self.model}: {self.source} -> {self.target} (latent {self.latent}), {self.task}, "
+                 f"{self.n_items} items; {self.dropped}", head]
+        for j, layer in enumerate(self.layers):
+            cells = " ".join(f"{self.summary[m]['mean'][j]:14.4f}" for m in metrics)
+            lo, hi = self.summary["p_target"]["ci_low"][j], self.summary["p_target"]["ci_high"][j]
+            lines.append(f"{layer:5d} {cells}   [{lo:.4f}, {hi:.4f}]")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"DriftResult({self.model!r}, {self.source}->{self.target}, latent={self.latent}, task={self.task}, "
+                f"items={self.n_items}, layers={len(self.layers)}, dropped={len(self.dropped)})")
+
+
+def _label(result: DriftResult, metric: str) -> str:
+    lang = result.language_of(metric)
+    return f"P({lang})" if lang else metric
+
+
+def language_drift(
+    model: Any,
+    items: Any = None,
+    *,
+    source: str | None = None,
+    target: str,
+    latent: str = "en",
+    task: str = "translation",
+    shots: int = 5,
+    seed: int = 0,
+    single_token: bool = False,
+    drop_overlap: bool = True,
+    drop_substring: bool = True,
+    limit: int | None = None,
+    batch_size: int = 8,
+    level: float = 0.95,
+    n_boot: int = 1000,
+    check: bool = True,
+    chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
+    progress: bool = True,
+) -> DriftResult:
+    """Per-layer P(target), P(latent), P(source), entropy, rank and KL for ``source -> target``.
+
+    ``items`` is a word list (None = the bundled one, a CSV path, a DataFrame, a dict of columns
+    or a :class:`WordList`). Items are filtered (:func:`build_item_sets`: missing words, empty
+    token sets, latent/target overlap, latent word inside the target word) and the drops are
+    reported in ``result.dropped``; ``limit`` keeps the first N remaining items. ``task`` is
+    'translation', 'repetition' (source = target) or 'cloze' (a ``cloze_<target>`` column).
+    ``check`` verifies on the first batch that the lens at the last layer reproduces the model's
+    own logits.
+    """
+    from tqdm.auto import tqdm
+
+    lens = Lens(model)
+    if task not in TASKS:
+        raise LensError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    words = load_words(items)
+    tgt = words.resolve_language(target)
+    if task == "translation" and source is None:
+        raise LensError("translation needs source= (the language of the given word), e.g. source='fr'")
+    src = tgt if task in ("repetition", "cloze") else words.resolve_language(source)
+    lat = words.resolve_language(latent)
+    item_sets = build_item_sets(model.tokenizer, words, [src, tgt, lat], latent=lat, target=tgt,
+                                single_token=single_token, drop_overlap=drop_overlap, drop_substring=drop_substring)
+    kept = list(item_sets.kept)
+    if limit is not None:
+        if limit < 1:
+            raise LensError(f"limit must be >= 1, got {limit}")
+        kept = kept[:limit]
+    if len(kept) < 2:
+        raise LensError(
+            f"only {len(kept)} item(s) remain for {src} -> {tgt} (latent {lat}); {item_sets.dropped}. "
+            "Use a longer word list, or relax the filters (single_token=False, drop_overlap/drop_substring)."
+        )
+    prompts = build_prompts(words, task=task, source=src, target=tgt, shots=shots, seed=seed, indices=kept)
+    concepts = [p.concept for p in prompts]
+    rows = encode(model, [p.text for p in prompts], labels=concepts)
+    position = {k: j for j, k in enumerate(item_sets.kept)}
+    sets_of = {role: [item_sets.sets[code][position[k]].ids for k in kept]
+               for role, code in (("target", tgt), ("latent", lat), ("source", src))}
+    layers = list(range(model.n_states))
+    final = layers[-1]
+    out = {m: np.empty((len(kept), len(layers)), dtype=np.float64) for m in METRICS}
+    check_diff = None
+    bar = tqdm(total=len(kept), desc=f"lens {src}->{tgt}", unit="prompt", disable=not progress)
+    with bar:
+        for idx, inputs, states in run_batches(model, rows, layers, keep="last", batch_size=batch_size, progress=bar):
+            resid = torch.stack([states[layer] for layer in layers])  # [layers, B, d]
+            if check and check_diff is None:
+                check_diff = check_final_logits(model, lens, inputs, states[final])
+            stats = lens_stats(
+                lens, resid, states[final],
+                sets={role: [sets_of[role][k] for k in idx] for role in sets_of},
+                rank_of="target", chunk_elements=chunk_elements,
+            )
+            for m, tensor in (("p_target", stats.sets["target"]), ("p_latent", stats.sets["latent"]),
+                              ("p_source", stats.sets["source"]), ("entropy_bits", stats.entropy_bits),
+                              ("rank_target", stats.rank), ("kl_to_final_bits", stats.kl_to_final_bits)):
+                out[m][idx] = tensor.double().numpy().T
+    summary = {m: mean_intervals(v, level=level, n_boot=n_boot, seed=seed) for m, v in out.items()}
+    for v in out.values():
+        v.setflags(write=False)
+    return DriftResult(
+        model=model.name, source=src, target=tgt, latent=lat, task=task, layers=tuple(layers),
+        concepts=tuple(concepts), values=out, summary=summary, prompts=tuple(p.text for p in prompts),
+        dropped=item_sets.dropped, level=level,
+        meta={"fingerprint": model.fingerprint, "backend": model.backend, "shots": shots, "seed": seed,
+              "single_token": single_token, "n_boot": n_boot, "words": words.meta.get("source", "?"),
+              "final_logits_max_abs_diff": check_diff,
+              "lens": "logits_l = unembed(final_norm(h_l)), softmax in float32, last position"},
+    )

@@ -1,0 +1,241 @@
+"""Word lists for the logit lens: the same concepts written in several languages.
+
+A word list is a table with one row per concept and one column per language code (``en``,
+``fr``, ``zh``...), optionally a ``concept`` column (an id; default: the English word, else the
+row number) and extra columns that are not languages (``cloze_fr`` sentences for cloze prompts,
+``notes``). A cell may hold alternatives separated by ``|`` (``Blume|Blüte``): the first one is
+written in prompts, the token set of the word is the union over all of them. Empty cells mean
+"no word in this language" and drop the concept for analyses that need that language.
+
+The bundled list (``xling_probe/data/words.csv``, described in ``words.md``) is the default.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import LanguageCodeError, LensError
+from ..languages import normalize_code, resolve
+
+WORDS_FILE = "words.csv"
+#: Separator of alternative spellings inside one cell.
+ALT_SEP = "|"
+#: Columns that are never read as languages.
+META_COLUMNS = frozenset({"concept", "id", "notes", "note", "category", "pos", "source"})
+CLOZE_PREFIX = "cloze_"
+
+
+@dataclass(frozen=True, eq=False)
+class WordList:
+    """Concepts (rows) written in several languages (columns).
+
+    ``words[lang][i]`` is a tuple of alternative spellings of concept ``concepts[i]`` in
+    ``lang`` (a canonical code); an empty tuple means the cell was empty. ``extras[name][i]``
+    holds the non-language columns (``cloze_fr``...), ``labels[lang]`` the column name as the
+    file wrote it.
+    """
+
+    concepts: tuple[str, ...]
+    words: Mapping[str, tuple[tuple[str, ...], ...]]
+    extras: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.concepts)
+        if n == 0:
+            raise LensError("the word list is empty: it needs at least one row of words")
+        if len(set(self.concepts)) != n:
+            seen, dups = set(), []
+            for c in self.concepts:
+                if c in seen:
+                    dups.append(c)
+                seen.add(c)
+            raise LensError(f"duplicate concept ids in the word list: {', '.join(dups[:10])}; make them unique")
+        for lang, col in self.words.items():
+            if len(col) != n:
+                raise LensError(f"language column {lang!r} has {len(col)} cells but there are {n} concepts")
+        if not self.words:
+            raise LensError("the word list has no language columns (headers must be language codes such as en, fr, zh)")
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_rows(cls, header: Sequence[str], rows: Iterable[Sequence[str]], *, source: str = "?") -> WordList:
+        """Build from a header and rows of cells (what :func:`csv.reader` yields)."""
+        header = [h.strip() for h in header]
+        rows = [list(r) + [""] * (len(header) - len(r)) for r in rows if any(c.strip() for c in r)]
+        langs: dict[str, int] = {}
+        labels: dict[str, str] = {}
+        extras: dict[str, int] = {}
+        concept_col = None
+        for j, name in enumerate(header):
+            low = name.lower()
+            if low in ("concept", "id"):
+                concept_col = j
+            elif low in META_COLUMNS or low.startswith(CLOZE_PREFIX) or not low:
+                extras[name] = j
+            else:
+                try:
+                    code = normalize_code(name)
+                except LanguageCodeError:
+                    raise LensError(
+                        f"word-list column {name!r} is neither a language code nor one of "
+                        f"{', '.join(sorted(META_COLUMNS))} / cloze_<lang>; rename it"
+                    ) from None
+                if code in langs:
+                    raise LensError(f"columns {labels[code]!r} and {name!r} are the same language ({code})")
+                langs[code], labels[code] = j, name
+        if not langs:
+            raise LensError(f"the word list {source} has no language columns; its header is {header}")
+        words = {code: tuple(_alternatives(r[j]) for r in rows) for code, j in langs.items()}
+        if concept_col is not None:
+            concepts = tuple(r[concept_col].strip() for r in rows)
+        elif "en" in words:
+            concepts = tuple(alts[0] if alts else f"row{k + 1}" for k, alts in enumerate(words["en"]))
+        else:
+            concepts = tuple(f"row{k + 1}" for k in range(len(rows)))
+        missing_ids = [k + 1 for k, c in enumerate(concepts) if not c]
+        if missing_ids:
+            raise LensError(f"empty concept id on row(s) {missing_ids[:10]} of {source}")
+        return cls(
+            concepts=concepts,
+            words=words,
+            extras={name: tuple(r[j].strip() for r in rows) for name, j in extras.items()},
+            labels=labels,
+            meta={"source": source},
+        )
+
+    @classmethod
+    def from_csv(cls, path: str | Path) -> WordList:
+        """Read a UTF-8 CSV with one column per language code (and optionally ``concept``)."""
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise LensError(f"word list not found: {p}")
+        with p.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise LensError(f"the word list {p} is empty") from None
+            return cls.from_rows(header, list(reader), source=str(p))
+
+    @classmethod
+    def from_dataframe(cls, df: Any, *, source: str = "DataFrame") -> WordList:
+        """Build from a pandas DataFrame with one column per language code."""
+        rows = [["" if v is None or v != v else str(v) for v in row] for row in df.itertuples(index=False)]
+        return cls.from_rows([str(c) for c in df.columns], rows, source=source)
+
+    @classmethod
+    def from_dict(cls, columns: Mapping[str, Sequence[str]], *, source: str = "dict") -> WordList:
+        """Build from ``{"en": [...], "fr": [...]}`` (all columns the same length)."""
+        names = list(columns)
+        lengths = {len(columns[c]) for c in names}
+        if len(lengths) > 1:
+            raise LensError(f"word-list columns have different lengths: { {c: len(columns[c]) for c in names} }")
+        n = lengths.pop() if lengths else 0
+        return cls.from_rows(names, [[str(columns[c][k] or "") for c in names] for k in range(n)], source=source)
+
+    # ----------------------------------------------------------------- access
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.words)
+
+    def __len__(self) -> int:
+        return len(self.concepts)
+
+    def __repr__(self) -> str:
+        return f"WordList({len(self)} concepts, languages={list(self.languages)}, source={self.meta.get('source', '?')!r})"
+
+    def resolve_language(self, language: str) -> str:
+        """The column code for ``language``; :class:`LensError` when the list has no such column."""
+        try:
+            return resolve(language, self.languages)
+        except LanguageCodeError as exc:
+            code = _safe_code(language)
+            if code is None:
+                raise
+            raise LensError(
+                f"the word list has no words for language {language!r} ({exc}). "
+                "Pass your own list with words=<csv with a column per language code>, or pick one of "
+                f"{', '.join(self.languages)}"
+            ) from None
+
+    def word(self, language: str, index: int) -> str:
+        """The spelling written in prompts (first alternative); '' when the cell is empty."""
+        alts = self.words[self.resolve_language(language)][index]
+        return alts[0] if alts else ""
+
+    def alternatives(self, language: str, index: int) -> tuple[str, ...]:
+        return self.words[self.resolve_language(language)][index]
+
+    def has(self, language: str, index: int) -> bool:
+        return bool(self.alternatives(language, index))
+
+    def take(self, indices: Sequence[int]) -> WordList:
+        """The rows ``indices`` (in that order)."""
+        idx = list(indices)
+        return WordList(
+            concepts=tuple(self.concepts[k] for k in idx),
+            words={lang: tuple(col[k] for k in idx) for lang, col in self.words.items()},
+            extras={name: tuple(col[k] for k in idx) for name, col in self.extras.items()},
+            labels=dict(self.labels),
+            meta=dict(self.meta),
+        )
+
+    def head(self, n: int) -> WordList:
+        if n < 1:
+            raise LensError(f"head(n) needs n >= 1, got {n}")
+        return self.take(range(min(n, len(self))))
+
+    def to_dataframe(self):
+        """Wide table: one row per concept, ``|``-joined alternatives per language."""
+        import pandas as pd
+
+        data = {"concept": list(self.concepts)}
+        for lang, col in self.words.items():
+            data[lang] = [ALT_SEP.join(alts) for alts in col]
+        for name, col in self.extras.items():
+            data[name] = list(col)
+        return pd.DataFrame(data)
+
+
+def _alternatives(cell: str) -> tuple[str, ...]:
+    return tuple(a.strip() for a in str(cell).split(ALT_SEP) if a.strip())
+
+
+def _safe_code(language: str) -> str | None:
+    try:
+        return normalize_code(language)
+    except LanguageCodeError:
+        return None
+
+
+def bundled_words_path() -> Path:
+    """Path of the bundled word list ``xling_probe/data/words.csv``."""
+    return Path(str(resources.files("xling_probe.data").joinpath(WORDS_FILE)))
+
+
+def load_words(source: Any = None) -> WordList:
+    """A :class:`WordList` from ``None`` (the bundled list), a CSV path, a DataFrame, a dict or a WordList."""
+    if source is None:
+        path = bundled_words_path()
+        if not path.is_file():
+            raise LensError(f"the bundled word list {path} is missing; reinstall xling-probe or pass words=<csv>")
+        return WordList.from_csv(path)
+    if isinstance(source, WordList):
+        return source
+    if isinstance(source, (str, Path)):
+        return WordList.from_csv(source)
+    if isinstance(source, Mapping):
+        return WordList.from_dict(source)
+    if hasattr(source, "itertuples") and hasattr(source, "columns"):
+        return WordList.from_dataframe(source)
+    raise LensError(
+        f"cannot read a word list from {type(source).__name__}; pass a CSV path, a DataFrame, a dict of "
+        "columns or a WordList"
+    )

@@ -1,0 +1,450 @@
+"""How much language identity each layer carries, and how much centering and projection remove.
+
+Language neutrality (Libovicky, Rosa & Fraser 2020; SCIENCE.md). Evaluate per layer
+before/after: retrieval P@1 over language pairs, language-identification accuracy of a linear
+probe (held-out split), and the share of variance explained by the language means
+(between-language variance / total variance).
+
+The corpus is split by sentence id into a fit split and a held-out split that share no
+sentence. Everything that is learned (centering means, the language-ID probe, projection maps)
+is learned on the fit split; every reported number is measured on the held-out split::
+
+    acts = extract(model, corpus)                       # 1. activations
+    report = neutrality(acts, split=100, projection="lstsq")   # 2. evaluation on held-out data
+    report.summary()                                    # 3. per layer: how much centering gains
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from .activations import Activations
+from .centering import PROJECTION_METHODS, LanguageCentering, LinearProjection, _check_activations
+from .corpus import split_ids
+from .errors import CorpusError, MetricError
+
+CONDITIONS = ("raw", "centered", "projected")
+CENTERING_MODES = ("fit", "self")
+DIRECTIONS = ("a->b", "b->a")
+
+
+# ====================================================================== pure metrics
+def language_variance_share(x: np.ndarray) -> np.ndarray:
+    """Share of variance explained by the language means: between-language variance / total variance.
+
+    ``x``: ``(..., n_languages, n_sentences, hidden)``; returns an array of shape ``(...)`` with
+    values in [0, 1]. With language means ``m_l`` (over sentences) and grand mean ``m``:
+    between = mean over l of ``||m_l - m||^2``; total = mean over (l, i) of ``||x_li - m||^2``
+    (squared distances summed over the hidden dimensions).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 3 or x.shape[-3] < 2 or x.shape[-2] < 1:
+        raise MetricError(
+            f"variance share needs (..., languages >= 2, sentences, hidden), got shape {x.shape}"
+        )
+    lang_means = x.mean(axis=-2)
+    grand = lang_means.mean(axis=-2)
+    between = ((lang_means - grand[..., None, :]) ** 2).sum(axis=-1).mean(axis=-1)
+    total = ((x - grand[..., None, None, :]) ** 2).sum(axis=-1).mean(axis=(-2, -1))
+    if np.any(total == 0):
+        raise MetricError("all representations are identical, so the variance share is undefined")
+    return between / total
+
+
+PROBES = ("logistic", "knn")
+
+
+def language_id_accuracy(
+    train: np.ndarray,
+    test: np.ndarray,
+    *,
+    probe: str = "logistic",
+    max_iter: int = 200,
+    C: float = 1.0,
+    k: int = 5,
+    seed: int = 0,
+) -> float:
+    """Held-out accuracy of a language-identification probe trained on ``train``, tested on ``test``.
+
+    ``train``: ``(n_languages, n_train, hidden)``, ``test``: ``(n_languages, n_test, hidden)``;
+    the label of a row is its language (axis 0). Chance level is ``1 / n_languages``.
+
+    ``probe="logistic"`` (the linear probe): multinomial logistic regression (scikit-learn, lbfgs,
+    L2 with inverse strength ``C``, at most ``max_iter`` iterations) on features standardised with
+    the training mean and standard deviation. Note: when every language has the same mean in
+    ``train`` (after centering on the training split, or after a projection with intercept fitted
+    on it) the gradient of the loss vanishes at zero weights, so the optimum is the constant
+    classifier and the accuracy is chance by construction: equal class means leave nothing for
+    any linear classifier (Belrose et al. 2023, LEACE). What language identity survives there is
+    not linear; ``probe="knn"`` measures it: each test row takes the majority language of its
+    ``k`` most cosine-similar training rows (ties toward the first language).
+    """
+    train, test = np.asarray(train), np.asarray(test)
+    if train.ndim != 3 or test.ndim != 3 or train.shape[0] != test.shape[0] or train.shape[2] != test.shape[2]:
+        raise MetricError(
+            f"probe inputs must be (languages, sentences, hidden) with matching languages and hidden, "
+            f"got {train.shape} and {test.shape}"
+        )
+    if probe not in PROBES:
+        raise MetricError(f"probe must be one of {PROBES}, got {probe!r}")
+    n_lang = train.shape[0]
+    if n_lang < 2:
+        raise MetricError("a language-identification probe needs at least 2 languages")
+    xtr = train.reshape(-1, train.shape[2])
+    xte = test.reshape(-1, test.shape[2])
+    ytr = np.repeat(np.arange(n_lang), train.shape[1])
+    yte = np.repeat(np.arange(n_lang), test.shape[1])
+    if probe == "knn":
+        predicted = _knn_predict(xtr, ytr, xte, k=k, n_classes=n_lang)
+    else:
+        predicted = _logistic_predict(xtr, ytr, xte, max_iter=max_iter, C=C, seed=seed)
+    return float((predicted == yte).mean())
+
+
+def _logistic_predict(xtr, ytr, xte, *, max_iter: int, C: float, seed: int) -> np.ndarray:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(xtr)
+    model = LogisticRegression(C=C, max_iter=max_iter, solver="lbfgs", random_state=seed)
+    with warnings.catch_warnings():
+        # a bounded max_iter keeps the probe fast; near-separable data may stop short of the optimum
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(scaler.transform(xtr), ytr)
+    return model.predict(scaler.transform(xte))
+
+
+def _knn_predict(xtr, ytr, xte, *, k: int, n_classes: int) -> np.ndarray:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(xtr):
+        raise MetricError(f"k of the k-NN probe must be an int between 1 and {len(xtr)}, got {k!r}")
+
+    def unit(m: np.ndarray) -> np.ndarray:
+        m = np.asarray(m, dtype=np.float64)
+        return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), np.finfo(np.float64).tiny)
+
+    sims = unit(xte) @ unit(xtr).T
+    nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    votes = np.zeros((len(xte), n_classes))
+    np.add.at(votes, (np.arange(len(xte))[:, None], ytr[nearest]), 1.0)
+    return votes.argmax(axis=1)
+
+
+# ====================================================================== splits
+def resolve_split(
+    ids: Sequence[str], split: Any, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """``(fit_ids, heldout_ids)``: disjoint sentence ids.
+
+    ``split`` is the held-out size (a fraction in (0, 1) or a number of sentences, drawn with
+    ``seed`` by :func:`split_ids`) or an explicit pair ``(fit_ids, heldout_ids)``.
+    """
+    ids = list(ids)
+    if isinstance(split, (float, int, np.integer, np.floating)) and not isinstance(split, bool):
+        try:
+            return split_ids(ids, split if isinstance(split, float) else int(split), seed=seed)
+        except CorpusError as exc:
+            raise MetricError(f"{exc}; choose a held-out size between 1 and {len(ids) - 1}") from None
+    if not (isinstance(split, (tuple, list)) and len(split) == 2):
+        raise MetricError(
+            f"split must be a held-out size (fraction or count) or a pair (fit_ids, heldout_ids), got {split!r}"
+        )
+    fit, held = ([str(s) for s in part] for part in split)
+    for name, part in (("fit", fit), ("held-out", held)):
+        if len(set(part)) != len(part):
+            raise MetricError(f"the {name} split lists some sentence ids more than once")
+        unknown = [s for s in part if s not in set(ids)]
+        if unknown:
+            raise MetricError(f"the {name} split has ids that are not in the activations: {unknown[:5]}")
+    overlap = sorted(set(fit) & set(held))
+    if overlap:
+        raise MetricError(
+            f"the fit and held-out splits overlap in {len(overlap)} sentence id(s) (e.g. {overlap[:5]}); "
+            "held-out sentences must never be seen when fitting: make the splits disjoint"
+        )
+    return fit, held
+
+
+# ====================================================================== result
+@dataclass(frozen=True)
+class NeutralityReport:
+    """Per-layer language neutrality, measured on a held-out split.
+
+    Attributes
+    ----------
+    conditions:
+        ``raw``, ``centered`` and, when asked, ``projected`` (axis 0 of every array).
+    retrieval:
+        ``(condition, layer, pair, direction)`` retrieval P@k on the held-out split; direction 0
+        = a -> b (each sentence of a retrieves among b), 1 = b -> a.
+    language_id:
+        ``(condition, layer)`` held-out accuracy of the language-ID probe trained on the fit split.
+    variance_share:
+        ``(condition, layer)`` between-language variance / total variance on the held-out split.
+    chance:
+        chance accuracy of the language-ID probe, ``1 / n_languages``.
+    fit_ids, heldout_ids:
+        the disjoint sentence ids of the two splits.
+    settings:
+        centering mode, projection method, pivot, seed, k, model meta.
+    """
+
+    conditions: tuple[str, ...]
+    layers: tuple[int, ...]
+    languages: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]
+    retrieval: np.ndarray
+    language_id: np.ndarray
+    variance_share: np.ndarray
+    chance: float
+    fit_ids: tuple[str, ...]
+    heldout_ids: tuple[str, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return f"p_at_{self.settings.get('k', 1)}"
+
+    @property
+    def retrieval_mean(self) -> np.ndarray:
+        """``(condition, layer)``: retrieval P@k averaged over language pairs and both directions."""
+        return self.retrieval.mean(axis=(2, 3))
+
+    def value(self, quantity: str, condition: str, layer: int) -> float:
+        """One number: ``quantity`` in {'retrieval', 'language_id', 'variance_share'}."""
+        ci, li = self.conditions.index(condition), self.layers.index(layer)
+        table = {"retrieval": self.retrieval_mean, "language_id": self.language_id,
+                 "variance_share": self.variance_share}
+        if quantity not in table:
+            raise MetricError(f"unknown quantity {quantity!r}; choose one of {sorted(table)}")
+        return float(table[quantity][ci, li])
+
+    def to_dataframe(self):
+        """Tidy table, one row per value: condition, layer, metric, lang_a, lang_b, direction, value.
+
+        Metrics: ``p_at_k`` (one row per pair and direction), ``p_at_k_mean`` (over pairs and
+        directions), ``language_id_accuracy``, ``language_variance_share``.
+        """
+        import pandas as pd
+
+        rows = []
+        for ci, cond in enumerate(self.conditions):
+            for li, layer in enumerate(self.layers):
+                for pi, (a, b) in enumerate(self.pairs):
+                    for di, direction in enumerate(DIRECTIONS):
+                        rows.append((cond, layer, self.metric, a, b, direction, float(self.retrieval[ci, li, pi, di])))
+                rows.append((cond, layer, f"{self.metric}_mean", None, None, None,
+                             float(self.retrieval_mean[ci, li])))
+                rows.append((cond, layer, "language_id_accuracy", None, None, None, float(self.language_id[ci, li])))
+                rows.append((cond, layer, "language_variance_share", None, None, None,
+                             float(self.variance_share[ci, li])))
+        return pd.DataFrame(rows, columns=["condition", "layer", "metric", "lang_a", "lang_b", "direction", "value"])
+
+    def summary(self):
+        """Per layer: mean retrieval, probe accuracy and variance share per condition, and the gains.
+
+        ``centering_gain`` = centered - raw mean retrieval; ``projection_gain`` = projected - raw.
+        """
+        import pandas as pd
+
+        m = self.metric
+        out: dict[str, Any] = {"layer": list(self.layers)}
+        for ci, cond in enumerate(self.conditions):
+            out[f"{m}_{cond}"] = self.retrieval_mean[ci]
+        raw = self.retrieval_mean[0]
+        out["centering_gain"] = self.retrieval_mean[self.conditions.index("centered")] - raw
+        if "projected" in self.conditions:
+            out["projection_gain"] = self.retrieval_mean[self.conditions.index("projected")] - raw
+        for ci, cond in enumerate(self.conditions):
+            out[f"language_id_{cond}"] = self.language_id[ci]
+        for ci, cond in enumerate(self.conditions):
+            out[f"variance_share_{cond}"] = self.variance_share[ci]
+        out["language_id_chance"] = self.chance
+        return pd.DataFrame(out)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dims (condition, layer, pair, direction)."""
+        import xarray as xr
+
+        coords = {"condition": list(self.conditions), "layer": list(self.layers),
+                  "pair": [f"{a}-{b}" for a, b in self.pairs], "direction": list(DIRECTIONS)}
+        return xr.Dataset(
+            {
+                "retrieval": (("condition", "layer", "pair", "direction"), self.retrieval),
+                "language_id": (("condition", "layer"), self.language_id),
+                "variance_share": (("condition", "layer"), self.variance_share),
+            },
+            coords=coords,
+            attrs={"chance": self.chance, "metric": self.metric},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: settings, splits and the per-layer summary."""
+        return {
+            "settings": self.settings,
+            "languages": list(self.languages),
+            "pairs": [list(p) for p in self.pairs],
+            "fit_ids": list(self.fit_ids),
+            "heldout_ids": list(self.heldout_ids),
+            "summary": self.summary().to_dict(orient="records"),
+        }
+
+    def __str__(self) -> str:
+        return self.summary().to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+    def __repr__(self) -> str:
+        return (
+            f"NeutralityReport(conditions={list(self.conditions)}, layers={len(self.layers)}, "
+            f"languages={list(self.languages)}, fit={len(self.fit_ids)}, held-out={len(self.heldout_ids)})"
+        )
+
+
+# ====================================================================== entry point
+def _pairs_for(languages: tuple[str, ...], pairs: Any, pivot: str) -> list[tuple[str, str]]:
+    if pairs == "all":
+        return list(combinations(languages, 2))
+    if pairs == "pivot":
+        return [(pivot, lang) for lang in languages if lang != pivot]
+    try:
+        out = [(str(a), str(b)) for a, b in pairs]
+    except (TypeError, ValueError):
+        raise MetricError(f"pairs must be 'all', 'pivot' or a list of (lang_a, lang_b), got {pairs!r}") from None
+    bad = [p for p in out if p[0] not in languages or p[1] not in languages or p[0] == p[1]]
+    if bad or not out:
+        raise MetricError(f"pairs {bad or out} are not pairs of two different languages of {list(languages)}")
+    return out
+
+
+def _retrieval(held: Activations, pairs: list[tuple[str, str]], k: int) -> np.ndarray:
+    """``(layer, pair, direction)`` retrieval P@k between the languages of ``held``, all layers at once."""
+    from .metrics import retrieval_precision_batched
+
+    out = np.empty((len(held.layers), len(pairs), 2))
+    for pi, (a, b) in enumerate(pairs):
+        x = held.data[:, held.language_index(a)]
+        y = held.data[:, held.language_index(b)]
+        out[:, pi, 0], out[:, pi, 1] = retrieval_precision_batched(x, y, k=k)
+    return out
+
+
+def neutrality(
+    acts: Activations,
+    split: Any = 0.5,
+    *,
+    seed: int = 0,
+    centering: str = "fit",
+    projection: str | None = None,
+    pivot: str | None = None,
+    pairs: Any = "all",
+    k: int = 1,
+    alpha: float = 0.0,
+    layers: Sequence[int] | None = None,
+    languages: Sequence[str] | None = None,
+    probe: str = "logistic",
+    probe_max_iter: int = 200,
+    probe_C: float = 1.0,
+    probe_k: int = 5,
+    progress: bool = True,
+) -> NeutralityReport:
+    """Language neutrality per layer on a held-out split, raw vs centered (vs projected).
+
+    Parameters
+    ----------
+    acts:
+        activations of a parallel corpus (>= 2 languages).
+    split:
+        held-out size (fraction in (0, 1) or number of sentences, seeded by ``seed``) or an
+        explicit pair ``(fit_ids, heldout_ids)``; the two must not overlap.
+    centering:
+        ``"fit"`` (default): language means estimated on the fit split and subtracted from the
+        held-out split. ``"self"``: the paper's setting, each split centered on its own means.
+    projection:
+        ``None``, ``"lstsq"`` or ``"procrustes"``: also map every language into ``pivot``'s space
+        with a :class:`LinearProjection` fitted on the fit split's parallel pairs.
+    pivot:
+        target language of the projection and of ``pairs="pivot"`` (default: the first language).
+    pairs:
+        ``"all"`` language pairs, ``"pivot"`` (pivot vs every other language) or a list of pairs.
+    k:
+        retrieval precision at k (P@1 by default).
+    alpha:
+        ridge penalty of the least-squares projection.
+    probe:
+        language-ID probe: ``"logistic"`` (linear; at chance by construction in the centered and
+        projected conditions, see :func:`language_id_accuracy`) or ``"knn"`` (cosine k-NN, which
+        also sees language identity that is not linear).
+    probe_max_iter, probe_C, probe_k:
+        iterations and inverse L2 strength of the logistic regression; neighbours of the k-NN probe.
+
+    Returns a :class:`NeutralityReport`.
+    """
+    acts = _check_activations(acts, "activations")
+    if layers is not None or languages is not None:
+        acts = acts.sel(layers=layers, languages=languages)
+    if len(acts.languages) < 2:
+        raise MetricError(f"language neutrality needs at least 2 languages, got {list(acts.languages)}")
+    if centering not in CENTERING_MODES:
+        raise MetricError(f"centering must be one of {CENTERING_MODES}, got {centering!r}")
+    if probe not in PROBES:
+        raise MetricError(f"probe must be one of {PROBES}, got {probe!r}")
+    if projection is not None and projection not in PROJECTION_METHODS:
+        raise MetricError(f"projection must be None or one of {PROJECTION_METHODS}, got {projection!r}")
+    pivot_code = acts.languages[acts.language_index(pivot)] if pivot is not None else acts.languages[0]
+    pair_list = _pairs_for(acts.languages, pairs, pivot_code)
+
+    fit_ids, held_ids = resolve_split(acts.ids, split, seed)
+    for name, part in (("fit", fit_ids), ("held-out", held_ids)):
+        if len(part) < 2:
+            raise MetricError(f"the {name} split has {len(part)} sentence(s); it needs at least 2")
+    # the two splits are separate objects from here on: nothing fitted below can see a held-out row
+    fit = acts.sel(ids=fit_ids)
+    held = acts.sel(ids=held_ids)
+
+    if centering == "fit":
+        centerer = LanguageCentering().fit(fit)
+        views = {"raw": (fit, held), "centered": (centerer.transform(fit), centerer.transform(held))}
+    else:
+        views = {"raw": (fit, held),
+                 "centered": (LanguageCentering().fit_transform(fit), LanguageCentering().fit_transform(held))}
+    if projection is not None:
+        projector = LinearProjection(pivot_code, method=projection, alpha=alpha).fit(fit)
+        views["projected"] = (projector.transform(fit), projector.transform(held))
+    conditions = tuple(c for c in CONDITIONS if c in views)
+
+    n_layers = len(acts.layers)
+    retrieval = np.empty((len(conditions), n_layers, len(pair_list), 2))
+    language_id = np.empty((len(conditions), n_layers))
+    variance_share = np.empty((len(conditions), n_layers))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(conditions) * n_layers, desc="neutrality", unit="layer", disable=not progress)
+    for ci, cond in enumerate(conditions):
+        train, test = views[cond]
+        retrieval[ci] = _retrieval(test, pair_list, k)
+        variance_share[ci] = language_variance_share(test.data)
+        for li in range(n_layers):
+            language_id[ci, li] = language_id_accuracy(
+                train.data[li], test.data[li], probe=probe, max_iter=probe_max_iter, C=probe_C, k=probe_k,
+                seed=seed,
+            )
+            bar.update(1)
+    bar.close()
+
+    settings = {
+        "centering": centering, "projection": projection, "pivot": pivot_code, "seed": seed, "k": k,
+        "alpha": alpha,
+        "probe": ({"model": "LogisticRegression(lbfgs) on standardised features", "max_iter": probe_max_iter,
+                   "C": probe_C} if probe == "logistic" else {"model": "cosine k-NN, majority vote", "k": probe_k}),
+        "model": acts.meta.get("model"), "pooling": acts.meta.get("pooling"),
+    }
+    return NeutralityReport(
+        conditions=conditions, layers=tuple(acts.layers), languages=tuple(acts.languages),
+        pairs=tuple(pair_list), retrieval=retrieval, language_id=language_id, variance_share=variance_share,
+        chance=1.0 / len(acts.languages), fit_ids=tuple(fit_ids), heldout_ids=tuple(held_ids), settings=settings,
+    )

@@ -1,0 +1,160 @@
+"""Per-layer curves: similarity with interval and null bands, neutrality before/after centering,
+and the latent-language figure of Wendler et al. (2024).
+
+Every builder is pure: a result object in, a ``plotly.graph_objects.Figure`` out (nothing is
+computed but slicing). Bands are single closed polygons (``fill="toself"``) whose ``y`` runs
+along the upper edge and back along the lower edge, so a band trace holds its interval exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..errors import MetricError
+from .style import CONDITION_STYLE, HEATMAP_SCALE, TEMPLATE, language_color, register, rgba
+
+METRIC_LABELS = {"cka": "linear CKA", "cka_debiased": "debiased CKA", "anc": "ANC (signed)", "anc_abs": "ANC (|r|)",
+                 "mexa": "MEXA alignment"}
+
+
+def metric_label(metric: str) -> str:
+    if metric.startswith("p@"):
+        return f"retrieval P@{metric[2:]}"
+    if metric.startswith("mknn@"):
+        return f"mutual {metric[5:]}-NN"
+    return METRIC_LABELS.get(metric, metric)
+
+
+def band(x: Sequence[float], low: Sequence[float], high: Sequence[float], color: str, name: str,
+         *, alpha: float = 0.2, legendgroup: str | None = None, showlegend: bool = False, **kw: Any) -> go.Scatter:
+    """A filled band between ``low`` and ``high`` over ``x``: one closed polygon, upper edge first."""
+    x = list(x)
+    return go.Scatter(x=x + x[::-1], y=list(np.asarray(high, float)) + list(np.asarray(low, float)[::-1]),
+                      fill="toself", fillcolor=rgba(color, alpha), line=dict(width=0), mode="lines",
+                      name=name, legendgroup=legendgroup, showlegend=showlegend, hoverinfo="skip", **kw)
+
+
+def pair_colors(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """One colour per pair: the colour of its second language (the first is usually the shared pivot),
+    or of its first when that colour is already taken."""
+    out: dict[tuple[str, str], str] = {}
+    for a, b in pairs:
+        taken = set(out.values())
+        out[(a, b)] = language_color(b) if language_color(b) not in taken else language_color(a)
+    return out
+
+
+def similarity_curves(result: Any, metric: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
+                      *, intervals: bool = True, null: bool = True, title: str | None = None) -> go.Figure:
+    """Per-layer curves of one metric of a :class:`~xling_probe.similarity_result.SimilarityResult`.
+
+    One line per language pair (a -> b for directional metrics), its bootstrap interval as a
+    band of the same colour, and the shuffled-pairing null as a grey band from the lowest null
+    mean to the highest null maximum over the plotted pairs: values above the band beat every
+    shuffled pairing. x = residual-stream layer (0 = embeddings, l = output of block l-1).
+    """
+    register()
+    metric = metric or result.metrics[0]
+    mi = result._metric_index(metric)
+    pairs = [tuple(p) for p in (pairs or result.pairs)]
+    for a, b in pairs:
+        if (a, b) not in result.slots(metric):
+            raise MetricError(f"pair {a}-{b} has no {metric} value; pairs of this result: "
+                              f"{', '.join(f'{x}-{y}' for x, y in result.pairs)}")
+    layers = list(result.layers)
+    fig = go.Figure()
+    if null and result.has_null:
+        idx = [(result._lang_index(a), result._lang_index(b)) for a, b in pairs]
+        lo = np.min([result.arrays["null_mean"][mi, :, i, j] for i, j in idx], axis=0)
+        hi = np.max([result.arrays["null_max"][mi, :, i, j] for i, j in idx], axis=0)
+        fig.add_trace(band(layers, lo, hi, "#808080", "shuffled-pairing null", alpha=0.3, showlegend=True,
+                           legendgroup="null"))
+    colors = pair_colors(pairs)
+    for a, b in pairs:
+        ia, ib = result._lang_index(a), result._lang_index(b)
+        name = f"{a}→{b}" if metric.startswith("p@") else f"{a}–{b}"
+        if intervals and result.has_ci:
+            fig.add_trace(band(layers, result.arrays["ci_low"][mi, :, ia, ib], result.arrays["ci_high"][mi, :, ia, ib],
+                               colors[(a, b)], f"{name} {int(100 * result.settings.get('ci', 0.95))}% CI",
+                               legendgroup=name))
+        fig.add_trace(go.Scatter(x=layers, y=result.arrays["value"][mi, :, ia, ib], mode="lines+markers", name=name,
+                                 legendgroup=name, line=dict(color=colors[(a, b)], width=2), marker=dict(size=5)))
+    fig.update_layout(template=TEMPLATE, title=title or f"{metric_label(metric)} per layer",
+                      xaxis_title="layer (residual stream)", yaxis_title=metric_label(metric))
+    return fig
+
+
+def neutrality_curves(report: Any, *, title: str | None = None) -> go.Figure:
+    """Three panels per layer for a :class:`~xling_probe.neutrality.NeutralityReport`, one line per
+    condition (raw, centered, projected): held-out retrieval P@k (mean over pairs and directions,
+    band = min to max over them), language-ID probe accuracy (dotted line = chance, 1 / languages)
+    and the share of variance explained by the language means."""
+    register()
+    layers = list(report.layers)
+    k = report.settings.get("k", 1)
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.09,
+                        subplot_titles=(f"retrieval P@{k} (held-out)", "language-ID accuracy", "language variance share"))
+    for ci, cond in enumerate(report.conditions):
+        color, dash = CONDITION_STYLE.get(cond, ("#000000", "solid"))
+        flat = report.retrieval[ci].reshape(len(layers), -1)
+        fig.add_trace(band(layers, flat.min(1), flat.max(1), color, f"{cond} pair range", legendgroup=cond), 1, 1)
+        for col, y in ((1, report.retrieval_mean[ci]), (2, report.language_id[ci]), (3, report.variance_share[ci])):
+            fig.add_trace(go.Scatter(x=layers, y=y, mode="lines+markers", name=cond, legendgroup=cond,
+                                     showlegend=col == 1, line=dict(color=color, dash=dash, width=2),
+                                     marker=dict(size=4)), 1, col)
+    fig.add_trace(go.Scatter(x=[layers[0], layers[-1]], y=[report.chance] * 2, mode="lines", name="chance",
+                             line=dict(color="#808080", dash="dot", width=1.5)), 1, 2)
+    fig.update_xaxes(title_text="layer")
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_layout(template=TEMPLATE, width=1000, height=380,
+                      title=title or "Language neutrality before/after centering",
+                      legend=dict(orientation="h", y=-0.25, x=0))
+    return fig
+
+
+def latent_language(drift: Any, *, interval: str = "gaussian", title: str | None = None) -> go.Figure:
+    """The latent-language figure of Wendler et al. for a :class:`~xling_probe.lens.DriftResult`.
+
+    Bottom: mean P(target), P(latent) (English) and P(source) per layer, each with its 95% band
+    (``interval="gaussian"``: mean +- 1.96 sd/sqrt(n); ``"bootstrap"``: percentile bootstrap).
+    Top: a strip coloured by the mean entropy of the lens distribution (bits) at each layer.
+    Lines take the fixed colour of their language; a role whose language repeats another's
+    (repetition task: source = target) is drawn once.
+    """
+    register()
+    lo_key, hi_key = {"gaussian": ("ci_low", "ci_high"), "bootstrap": ("boot_low", "boot_high")}.get(interval, (None, None))
+    if lo_key is None:
+        raise MetricError(f"interval must be 'gaussian' or 'bootstrap', got {interval!r}")
+    layers = list(drift.layers)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.12, 0.88], vertical_spacing=0.03)
+    ent = np.asarray(drift.curve("entropy_bits"), float)
+    fig.add_trace(go.Heatmap(x=layers, y=["entropy"], z=[ent], colorscale=HEATMAP_SCALE, name="entropy (bits)",
+                             colorbar=dict(title=dict(text="entropy<br>(bits)", side="right"), len=0.3, y=0.9,
+                                           thickness=10),
+                             hovertemplate="layer %{x}<br>entropy %{z:.2f} bits<extra></extra>"), 1, 1)
+    drawn: set[str] = set()
+    level = int(round(100 * drift.level))
+    for metric in ("p_target", "p_latent", "p_source"):
+        lang = drift.language_of(metric)
+        if lang in drawn:
+            continue
+        drawn.add(lang)
+        color = language_color(lang)
+        role = metric[2:]
+        name = f"P({lang}) {role}"
+        fig.add_trace(band(layers, drift.curve(metric, lo_key), drift.curve(metric, hi_key), color,
+                           f"{name} {level}% band", legendgroup=name), 2, 1)
+        fig.add_trace(go.Scatter(x=layers, y=drift.curve(metric), mode="lines+markers", name=name, legendgroup=name,
+                                 line=dict(color=color, width=2), marker=dict(size=4)), 2, 1)
+    fig.update_yaxes(showticklabels=False, showgrid=False, row=1, col=1)
+    fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=1)
+    fig.update_xaxes(title_text="layer (residual stream)", row=2, col=1)
+    fig.update_layout(template=TEMPLATE, height=480,
+                      title=title or f"Latent language: {drift.source} → {drift.target} ({drift.task}, n={drift.n_items})",
+                      legend=dict(orientation="h", y=-0.18, x=0))
+    return fig

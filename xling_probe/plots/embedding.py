@@ -1,0 +1,78 @@
+"""2-D maps of sentence representations at one layer, coloured by language, before/after centering.
+
+PCA (default, fast, exact): centre the rows of X [n_points, hidden] and project on the first two
+right singular vectors of the centred matrix (numpy SVD); each component's sign is fixed so that
+its largest-magnitude loading is positive, so the map is deterministic. UMAP (umap-learn) is the
+non-linear alternative, seeded with ``random_state``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..errors import MetricError
+from .style import TEMPLATE, language_color, register
+
+METHODS = ("pca", "umap")
+
+
+def project_2d(x: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarray:
+    """``x`` [n_points, hidden] -> [n_points, 2] coordinates (PCA via SVD, or UMAP seeded by ``seed``)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 3:
+        raise MetricError(f"a 2-D map needs a [points, hidden] matrix with >= 3 points, got shape {x.shape}")
+    if method == "pca":
+        xc = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(xc, full_matrices=False)
+        comps = vt[:2]
+        signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
+        out = xc @ (comps * signs[:, None]).T
+        return out if out.shape[1] == 2 else np.pad(out, ((0, 0), (0, 2 - out.shape[1])))
+    if method == "umap":
+        try:
+            import umap
+        except ImportError:
+            raise MetricError("method='umap' needs umap-learn: pip install umap-learn (or use method='pca')") from None
+        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, x.shape[0] - 1), random_state=seed)
+        return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+    raise MetricError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def embedding_map(acts: Any, layer: int, *, method: str = "pca", centering: bool = True, seed: int = 0,
+                  title: str | None = None) -> go.Figure:
+    """Sentences of every language at ``layer`` (residual-stream index) in 2-D, one colour per language.
+
+    With ``centering=True`` a second panel shows the same sentences after language centering
+    (each language's mean at this layer, estimated on these sentences, subtracted): clusters by
+    language in the left panel that merge in the right one are the language-specific offset.
+    Hover shows the sentence id (and text when the activations carry texts).
+    """
+    register()
+    from ..centering import LanguageCentering
+
+    one = acts.sel(layers=[layer])
+    views = [("raw", one)]
+    if centering:
+        views.append(("centered", LanguageCentering().fit_transform(one)))
+    fig = make_subplots(rows=1, cols=len(views), subplot_titles=[f"{name} ({method.upper()})" for name, _ in views],
+                        horizontal_spacing=0.08)
+    n_lang, n = len(one.languages), one.n_sentences
+    for col, (name, view) in enumerate(views, start=1):
+        xy = project_2d(view.data[0].reshape(n_lang * n, -1), method, seed=seed).reshape(n_lang, n, 2)
+        for gi, lang in enumerate(view.languages):
+            texts = (view.texts or {}).get(lang)
+            hover = [f"{lang} {sid}" + (f"<br>{texts[i][:80]}" if texts else "") for i, sid in enumerate(view.ids)]
+            fig.add_trace(go.Scatter(x=xy[gi, :, 0], y=xy[gi, :, 1], mode="markers", name=lang, legendgroup=lang,
+                                     showlegend=col == 1, text=hover, hovertemplate="%{text}<extra></extra>",
+                                     marker=dict(color=language_color(lang), size=6, opacity=0.85,
+                                                 line=dict(width=0.5, color="white"))), 1, col)
+    label = "PC" if method == "pca" else "UMAP "
+    fig.update_xaxes(title_text=f"{label}1", showticklabels=method == "pca")
+    fig.update_yaxes(title_text=f"{label}2", showticklabels=method == "pca")
+    fig.update_layout(template=TEMPLATE, width=500 * len(views), height=460,
+                      title=title or f"Sentence representations at layer {layer}")
+    return fig

@@ -1,0 +1,123 @@
+"""Heatmaps: language x language at one layer, layer x layer for one pair, and the logit-lens
+layer x position table of one prompt.
+
+Pure builders: a result in, a Figure out; each heatmap's ``z`` is the result's matrix unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import unicodedata
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..errors import MetricError
+from .curves import metric_label
+from .style import HEATMAP_SCALE, TEMPLATE, register
+
+_BOUNDED = ("cka", "cka_debiased", "anc_abs", "mexa", "p@", "mknn")
+
+
+def _range(metric: str) -> dict[str, float]:
+    if metric == "anc":
+        return {"zmin": -1.0, "zmax": 1.0}
+    return {"zmin": 0.0, "zmax": 1.0} if metric.startswith(_BOUNDED) else {}
+
+
+def language_heatmap(result: Any, metric: str | None = None, layer: int | None = None, *,
+                     field: str = "value", title: str | None = None) -> go.Figure:
+    """Language x language matrix of one metric at one layer of a SimilarityResult.
+
+    ``z[i][j]`` = ``result.arrays[field][metric, layer, i, j]``: row = language a (the query
+    language for directional metrics), column = language b. Pairs that were not computed and
+    the diagonal are empty (NaN). ``layer`` is a residual-stream index (default: the layer where
+    the mean over pairs peaks).
+    """
+    register()
+    metric = metric or result.metrics[0]
+    mi = result._metric_index(metric)
+    if field not in result.arrays:
+        raise MetricError(f"field {field!r} is not in this result; fields: {sorted(result.arrays)}")
+    if layer is None:
+        mean = np.nanmean(result.arrays["value"][mi].reshape(len(result.layers), -1), axis=1)
+        layer = result.layers[int(np.nanargmax(mean))]
+    if layer not in result.layers:
+        raise MetricError(f"layer {layer} is not in this result; layers: {list(result.layers)}")
+    z = result.arrays[field][mi, result.layers.index(layer)]
+    langs = list(result.languages)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=langs, y=langs, colorscale=HEATMAP_SCALE, texttemplate="%{z:.2f}", textfont=dict(size=11),
+        colorbar=dict(title=dict(text=metric_label(metric))), **_range(metric),
+        hovertemplate="%{y} → %{x}<br>%{z:.3f}<extra></extra>",
+    ))
+    fig.update_layout(template=TEMPLATE, width=560, height=520, title=title or f"{metric_label(metric)} at layer {layer}",
+                      xaxis=dict(title="language b", showgrid=False, tickangle=0),
+                      yaxis=dict(title="language a", showgrid=False, autorange="reversed", scaleanchor="x"))
+    return fig
+
+
+def cross_layer_heatmap(cross: Any, *, title: str | None = None) -> go.Figure:
+    """Layer x layer matrix of a CrossLayerResult: ``z[i][j]`` = metric between layer
+    ``layers_a[i]`` of language a (y axis) and layer ``layers_b[j]`` of language b (x axis)."""
+    register()
+    fig = go.Figure(go.Heatmap(
+        z=cross.matrix, x=list(cross.layers_b), y=list(cross.layers_a), colorscale=HEATMAP_SCALE,
+        colorbar=dict(title=dict(text=metric_label(cross.metric))), **_range(cross.metric),
+        hovertemplate=f"{cross.lang_a} layer %{{y}}<br>{cross.lang_b} layer %{{x}}<br>%{{z:.3f}}<extra></extra>",
+    ))
+    fig.update_layout(template=TEMPLATE, width=560, height=520,
+                      title=title or f"{metric_label(cross.metric)}: {cross.lang_a} × {cross.lang_b} layers",
+                      xaxis=dict(title=f"layer of {cross.lang_b}", showgrid=False),
+                      yaxis=dict(title=f"layer of {cross.lang_a}", showgrid=False, scaleanchor="x"))
+    return fig
+
+
+def _printable(token: str) -> str:
+    """Control characters (byte tokens) escaped as \\xNN: they are invalid in SVG/XML and break PNG export."""
+    t = token.replace("\n", "\\n").replace("\t", "\\t")
+    return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) in ("Cc", "Cs") else c for c in t)
+
+
+def _cell_text(token: str, width: int = 8) -> str:
+    """A token as it fits a cell: leading space shown as '␣', control characters escaped, long tokens cut."""
+    t = _printable(token)
+    t = ("␣" + t[1:]) if t.startswith(" ") else t
+    return t if len(t) <= width else t[: width - 1] + "…"
+
+
+def lens_heatmap(table: Any, *, color: str = "prob", max_chars: int = 8, title: str | None = None) -> go.Figure:
+    """Logit-lens layer x position heatmap of a :class:`~xling_probe.lens.PositionTable`.
+
+    Cell (layer l, position t) shows the lens' top-1 token for the token after position t and is
+    coloured by its probability (``color="prob"``) or by the entropy in bits (``"entropy"``);
+    the hover lists the top-k tokens with probabilities. Axes are numeric (layer, position) with
+    the input tokens as x tick labels, so repeated tokens stay separate columns.
+    """
+    register()
+    if color not in ("prob", "entropy"):
+        raise MetricError(f"color must be 'prob' or 'entropy', got {color!r}")
+    tokens = table.top_tokens  # [layer, position, k]
+    n_l, n_t, k = tokens.shape
+    z = table.top_probs[:, :, 0] if color == "prob" else table.entropy_bits
+    text = [[_cell_text(tokens[i, j, 0], max_chars) for j in range(n_t)] for i in range(n_l)]
+    hover = [["<br>".join(f"{r + 1}. {_printable(repr(tokens[i, j, r]))} {table.top_probs[i, j, r]:.3f}" for r in range(k))
+              for j in range(n_t)] for i in range(n_l)]
+    positions = list(range(n_t))
+    fig = go.Figure(go.Heatmap(
+        z=z, x=positions, y=list(table.layers), text=text, customdata=hover, texttemplate="%{text}",
+        textfont=dict(size=9), colorscale=HEATMAP_SCALE if color == "prob" else "Cividis",
+        colorbar=dict(title=dict(text="P(top-1)" if color == "prob" else "entropy (bits)")),
+        **({"zmin": 0.0, "zmax": 1.0} if color == "prob" else {}),
+        hovertemplate="layer %{y}, position %{x}<br>%{customdata}<extra></extra>",
+    ))
+    ticks = [_cell_text(t, 10) for t in table.input_tokens]
+    fig.update_layout(
+        template=TEMPLATE, width=min(2400, max(700, 60 * n_t + 150)), height=max(450, 18 * n_l + 150),
+        title=title or "Logit lens: top token per layer and position",
+        xaxis=dict(title="input token (the cell predicts the next one)", tickmode="array", tickvals=positions,
+                   ticktext=ticks, tickangle=-45, showgrid=False),
+        yaxis=dict(title="layer", showgrid=False),
+    )
+    return fig
