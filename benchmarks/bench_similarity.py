@@ -166,7 +166,8 @@ def main() -> None:
     ap.add_argument("--sentences", type=int, default=1000)
     ap.add_argument("--dim", type=int, default=640)
     ap.add_argument("--layers", type=int, default=19)
-    ap.add_argument("--ref-layers", default="0,9,18", help="layers of the reference / per-metric subset")
+    ap.add_argument("--ref-layers", default="9,18", help="layers of the reference / per-metric subset")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the subset timings (the minimum is kept)")
     ap.add_argument("--ref-pairs", type=int, default=6, help="pairs of the numpy reference subset")
     ap.add_argument("--published-pairs", type=int, default=1, help="pair-layers of the nested-loop MEXA subset")
     ap.add_argument("--out", default=str(HERE / "results" / "similarity.json"))
@@ -174,6 +175,7 @@ def main() -> None:
     ref_layers = [int(x) for x in args.ref_layers.split(",")]
     torch.set_grad_enabled(False)
 
+    load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
     acts = make_acts(args.layers, args.sentences, args.dim)
     pairs = benchmark_pairs()
@@ -190,36 +192,36 @@ def main() -> None:
     print(f"engine: {engine_s:.1f} s for all metrics, {n_pl} pair-layers; peak RSS +{mem.mib:.0f} MiB; "
           f"CKA form {full.settings['cka_form']}, {full.settings['layer_chunk']} layers per chunk")
 
-    # 2. the engine per metric on the layer subset (all pairs)
+    # 2 + 3 + 5. per metric on the layer subset, engine (all pairs) and the numpy per-call loop (the first
+    # ref_pairs pairs), interleaved and repeated; the minimum over repeats is kept (the CPU is shared)
     sub = acts.sel(layers=ref_layers)
-    per_metric_engine = {}
-    for m in ("cka", "cka_debiased", "anc", "p@1", "mexa"):
-        t = time.perf_counter()
-        similarity(sub, metrics=(m,), **kw)
-        per_metric_engine[m] = (time.perf_counter() - t) / (len(pairs) * len(ref_layers))
-    t = time.perf_counter()
-    similarity(sub, metrics=("cka", "cka_debiased"), **kw)
-    per_metric_engine["cka+cka_debiased"] = (time.perf_counter() - t) / (len(pairs) * len(ref_layers))
-    print("engine s per pair-layer:", {k: round(v, 4) for k, v in per_metric_engine.items()})
-
-    # 3 + 5. the numpy per-call reference loop on a subset, and exactness
     ref_pairs = pairs[: args.ref_pairs]
-    ref_time = dict.fromkeys(REFS, 0.0)
-    ref_time["anc_corrcoef_loop"] = 0.0
-    max_diff = dict.fromkeys(list(REFS) + ["anc_corrcoef_loop"], 0.0)
-    for layer in ref_layers:
-        for a, b in ref_pairs:
-            for m, fn in list(REFS.items()) + [("anc_corrcoef_loop", ref_anc_loop)]:
-                t = time.perf_counter()
-                x = acts.get(layer, a).astype(np.float64)  # each call converts its own inputs, as a loop would
-                y = acts.get(layer, b).astype(np.float64)
-                v = fn(x, y)
-                ref_time[m] += time.perf_counter() - t
-                e = engine_value(full, "anc" if m == "anc_corrcoef_loop" else m, layer, a, b)
-                max_diff[m] = max(max_diff[m], float(np.max(np.abs(np.subtract(v, e)))))
-    n_ref = len(ref_layers) * len(ref_pairs)
-    per_metric_ref = {m: s / n_ref for m, s in ref_time.items()}
+    n_sub, n_ref = len(pairs) * len(ref_layers), len(ref_layers) * len(ref_pairs)
+    engine_runs = {"cka": ("cka",), "cka_debiased": ("cka_debiased",), "anc": ("anc",), "p@1": ("p@1",),
+                   "mexa": ("mexa",), "cka+cka_debiased": ("cka", "cka_debiased"), "all": METRICS}
+    per_metric_engine = {k: np.inf for k in engine_runs}
+    per_metric_ref = {m: np.inf for m in list(REFS) + ["anc_corrcoef_loop"]}
+    max_diff = dict.fromkeys(per_metric_ref, 0.0)
+    for _ in range(args.repeats):
+        for key, ms in engine_runs.items():
+            t = time.perf_counter()
+            similarity(sub, metrics=ms, **kw)
+            per_metric_engine[key] = min(per_metric_engine[key], (time.perf_counter() - t) / n_sub)
+        spent = dict.fromkeys(per_metric_ref, 0.0)
+        for layer in ref_layers:
+            for a, b in ref_pairs:
+                for m, fn in list(REFS.items()) + [("anc_corrcoef_loop", ref_anc_loop)]:
+                    t = time.perf_counter()
+                    x = acts.get(layer, a).astype(np.float64)  # each call converts its own inputs, as a loop would
+                    y = acts.get(layer, b).astype(np.float64)
+                    v = fn(x, y)
+                    spent[m] += time.perf_counter() - t
+                    e = engine_value(full, "anc" if m == "anc_corrcoef_loop" else m, layer, a, b)
+                    max_diff[m] = max(max_diff[m], float(np.max(np.abs(np.subtract(v, e)))))
+        for m in spent:
+            per_metric_ref[m] = min(per_metric_ref[m], spent[m] / n_ref)
     ref_total_per_pl = sum(per_metric_ref[m] for m in REFS)
+    print("engine s per pair-layer:", {k: round(v, 4) for k, v in per_metric_engine.items()})
     print("reference s per pair-layer:", {k: round(v, 4) for k, v in per_metric_ref.items()})
     print("max |engine - reference|:", max_diff)
 
@@ -249,7 +251,7 @@ def main() -> None:
           f"{floor_per_pl * 1e3:.1f} ms per pair-layer (S + amortised Gram)")
 
     # 6. with uncertainty, on one layer
-    unc_layers = ref_layers[len(ref_layers) // 2: len(ref_layers) // 2 + 1]
+    unc_layers = ref_layers[:1]
     t = time.perf_counter()
     with PeakRSS() as mem_u:
         unc = similarity(acts.sel(layers=unc_layers), metrics=METRICS, pairs=pairs, null_permutations=20,
@@ -264,7 +266,10 @@ def main() -> None:
         "what": "similarity engine vs per-pair numpy references and MEXA's nested-loop scoring (issue 3)",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "numpy": np.__version__,
-                    "note": "2 CPU cores shared with other jobs while measuring; no GPU"},
+                    "load_average_1min_start_end": [load_start, os.getloadavg()[0]],
+                    "note": "2 CPU cores shared with other jobs while measuring (see the load average); no GPU. "
+                            "Subset timings are the minimum of interleaved repeats, so engine and reference saw "
+                            "similar conditions; the full run is a single measurement"},
         "data": {"shape_layer_language_sentence_hidden": list(acts.data.shape), "dtype": "float32",
                  "values": "random (shared meaning + per-language noise); timing does not depend on values",
                  "bytes": int(acts.data.nbytes)},
@@ -274,22 +279,34 @@ def main() -> None:
         "engine": {"seconds": engine_s, "seconds_per_pair_layer": engine_s / n_pl,
                    "peak_rss_above_data_mib": mem.mib, "cka_form": full.settings["cka_form"],
                    "layers_per_chunk": full.settings["layer_chunk"], "measured": "full size, one call"},
-        "engine_per_metric_seconds_per_pair_layer": per_metric_engine,
+        "engine_subset_seconds_per_pair_layer": {
+            **per_metric_engine,
+            "how": f"engine on layers {ref_layers} x all {len(pairs)} pairs, one metric (or all) per call, "
+                   f"minimum of {args.repeats} repeats interleaved with the reference; 'all' = one call with "
+                   "every metric (shares S between P@1 and MEXA)"},
         "reference_numpy_loop": {
             "seconds_per_pair_layer": per_metric_ref, "total_seconds_per_pair_layer": ref_total_per_pl,
             "extrapolated_total_seconds": ref_total_s,
-            "subset": f"measured on layers {ref_layers} x the first {len(ref_pairs)} pairs ({n_ref} pair-layers), "
-                      f"extrapolated per pair-layer to {n_pl}; the total uses the vectorised ANC reference "
-                      "(anc_corrcoef_loop is the per-neuron np.corrcoef loop, shown for comparison)",
+            "subset": f"measured on layers {ref_layers} x the first {len(ref_pairs)} pairs ({n_ref} pair-layers, "
+                      f"minimum of {args.repeats} interleaved repeats), extrapolated per pair-layer to {n_pl}; the "
+                      "total uses the vectorised ANC reference (anc_corrcoef_loop is the per-neuron np.corrcoef "
+                      "loop, shown for comparison)",
         },
         "mexa_published_style": {"seconds_per_pair_layer": pub_per_pl, "extrapolated_total_seconds": pub_per_pl * n_pl,
                                  "subset": f"{args.published_pairs} pair-layer(s) at N={args.sentences}, extrapolated"},
         "speedup": {
-            "total_vs_numpy_loop": ref_total_s / engine_s,
+            "total_vs_numpy_loop_same_subset": ref_total_per_pl / per_metric_engine["all"],
+            "total_vs_numpy_loop_full_run": ref_total_s / engine_s,
             "per_metric_vs_numpy_loop": {m: per_metric_ref[m] / per_metric_engine[m] for m in REFS},
             "anc_vs_corrcoef_loop": per_metric_ref["anc_corrcoef_loop"] / per_metric_engine["anc"],
             "mexa_vs_published_nested_loops": pub_per_pl / per_metric_engine["mexa"],
             "targets": {"numpy_loop": 20, "mexa_nested_loops": 100},
+            "target_numpy_loop_met": ref_total_per_pl / per_metric_engine["all"] >= 20,
+            "target_mexa_met": pub_per_pl / per_metric_engine["mexa"] >= 100,
+            "why_numpy_target_is_out_of_reach_here": (
+                "the float64 arithmetic floor (see arithmetic_floor) bounds the engine to about "
+                f"{ref_total_per_pl / floor_per_pl:.1f}x the numpy loop on this CPU: both spend their time in "
+                "the same BLAS products, the engine only avoids repeating them"),
         },
         "max_abs_difference_float64": {**max_diff, "mexa_published_style": pub_diff},
         "with_uncertainty": {"seconds": unc_s, "layers": unc_layers, "pairs": len(pairs), "null_permutations": 20,
