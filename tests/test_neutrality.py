@@ -57,7 +57,8 @@ def test_report_on_shared_signal_plus_offsets():
     h = acts.sel(ids=report.heldout_ids)
     for pi, (a, b) in enumerate(report.pairs):
         for li, layer in enumerate(report.layers):
-            assert tuple(report.retrieval[0, li, pi]) == pytest.approx(reference_p_at_1(h.get(layer, a), h.get(layer, b)))
+            expected = reference_p_at_1(h.get(layer, a), h.get(layer, b))
+            assert tuple(report.retrieval[0, li, pi]) == pytest.approx(expected)
     assert len(report.pairs) == 6
     summary = report.summary()
     np.testing.assert_allclose(summary.centering_gain, 1.0 - report.retrieval[0].mean(axis=(1, 2)))
@@ -114,6 +115,8 @@ def test_pivot_pairs_and_tidy_table():
     acts, _, _ = synthetic(n=30, d=6, noise=0.5)
     report = neutrality(acts, split=10, pairs="pivot", pivot="zh", progress=False)
     assert report.pairs == (("zh", "en"), ("zh", "de"), ("zh", "ar"))
+    listed = neutrality(acts, split=10, pairs=[("zho", "eng"), ("ar", "de")], progress=False)
+    assert listed.pairs == (("zh", "en"), ("ar", "de"))
     df = report.to_dataframe()
     assert len(df) == 2 * 2 * (3 * 2 + 3)
     row = df[(df.condition == "raw") & (df.layer == 1) & (df.lang_a == "zh") & (df.lang_b == "ar")
@@ -204,7 +207,9 @@ def test_neutrality_errors():
     with pytest.raises(MetricError, match="projection must be"):
         neutrality(acts, projection="cca", progress=False)
     with pytest.raises(MetricError, match="pairs"):
-        neutrality(acts, pairs=[("en", "en")], progress=False)
+        neutrality(acts, pairs=[("en", "eng")], progress=False)
+    with pytest.raises(MetricError, match="pairs must be"):
+        neutrality(acts, pairs="some", progress=False)
     with pytest.raises(MetricError, match="identical"):
         language_variance_share(np.ones((2, 3, 4)))
 
@@ -228,3 +233,22 @@ def test_cli_writes_tables_matching_the_library(tmp_path, capsys):
     assert "centering_gain" in capsys.readouterr().out
     assert main(["neutrality", "--acts", str(tmp_path / "acts"), "--out", str(tmp_path / "o2"),
                  "--heldout", "40"]) == 2
+
+
+def test_cli_runs_a_model_on_a_corpus(tmp_path, tiny_decoder_dir):
+    from xling_probe.cli import main
+
+    out = tmp_path / "out"
+    rc = main(["neutrality", "--model", str(tiny_decoder_dir), "--device", "cpu", "--langs", "en,de,zh",
+               "--limit", "24", "--heldout", "8", "--layers", "0,2", "--probe", "knn", "--out", str(out)])
+    assert rc == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.layer.tolist() == [0, 2]
+    payload = json.loads((out / "neutrality.json").read_text())
+    assert len(payload["heldout_ids"]) == 8 and len(payload["fit_ids"]) == 16
+    assert payload["languages"] == ["en", "de", "zh"] and payload["settings"]["probe"]["k"] == 5
+    # the tidy table and the summary agree on the centered mean P@1
+    tidy = pd.read_csv(out / "neutrality.csv")
+    centered = tidy[(tidy.condition == "centered") & (tidy.metric == "p_at_1_mean")].value.to_numpy()
+    np.testing.assert_allclose(centered, summary.p_at_1_centered.to_numpy())
+    assert main(["neutrality", "--acts", str(tmp_path), "--model", "x", "--out", str(tmp_path / "o3")]) == 2

@@ -238,7 +238,9 @@ class LinearProjection:
     method:
         ``"lstsq"`` (affine least squares) or ``"procrustes"`` (orthogonal map plus translation).
     alpha:
-        ridge penalty for ``lstsq`` (0 = plain least squares).
+        ridge penalty for ``lstsq`` (0 = plain least squares). With fewer fit pairs than hidden
+        dimensions plain least squares interpolates the fit pairs (minimum-norm solution) and
+        Procrustes is free on the directions the pairs do not span: use more pairs or ``alpha > 0``.
 
     Fitted attributes
     -----------------

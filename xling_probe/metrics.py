@@ -148,7 +148,7 @@ def hsic_from_rows(kl: torch.Tensor, ra: torch.Tensor, da: torch.Tensor, rb: tor
     (:func:`hsic_biased`) or unbiased HSIC (:func:`hsic_unbiased`) of K', L'.
     """
     ssum = lambda v: (w * v).sum(-2)  # noqa: E731 - sum over sample positions
-    if not debiased:  # K' keeps its diagonal once; copies-of-copies entries (w_a^2 - w_a of them) are zeroed
+    if not debiased:  # K' keeps its diagonal; the w_a^2 - w_a entries between two copies of row a are zeroed
         ea, eb = ra - (w - 1) * da, rb - (w - 1) * db
         return hsic_biased(kl - ssum((w - 1) * da * db), ssum(ea * eb), ssum(ea), ssum(eb), n)
     ea, eb = ra - w * da, rb - w * db  # K~' 1: the diagonal and every copy entry zeroed

@@ -306,18 +306,21 @@ class NeutralityReport:
 
 
 # ====================================================================== entry point
-def _pairs_for(languages: tuple[str, ...], pairs: Any, pivot: str) -> list[tuple[str, str]]:
+def _pairs_for(acts: Activations, pairs: Any, pivot: str) -> list[tuple[str, str]]:
+    """The language pairs to score, as canonical codes of ``acts``."""
+    languages = acts.languages
     if pairs == "all":
         return list(combinations(languages, 2))
     if pairs == "pivot":
         return [(pivot, lang) for lang in languages if lang != pivot]
     try:
-        out = [(str(a), str(b)) for a, b in pairs]
+        given = [(a, b) for a, b in pairs]
     except (TypeError, ValueError):
         raise MetricError(f"pairs must be 'all', 'pivot' or a list of (lang_a, lang_b), got {pairs!r}") from None
-    bad = [p for p in out if p[0] not in languages or p[1] not in languages or p[0] == p[1]]
-    if bad or not out:
-        raise MetricError(f"pairs {bad or out} are not pairs of two different languages of {list(languages)}")
+    out = [(languages[acts.language_index(a)], languages[acts.language_index(b)]) for a, b in given]
+    same = [p for p in out if p[0] == p[1]]
+    if same or not out:
+        raise MetricError(f"pairs {same or out} are not pairs of two different languages of {list(languages)}")
     return out
 
 
@@ -396,7 +399,7 @@ def neutrality(
     if projection is not None and projection not in PROJECTION_METHODS:
         raise MetricError(f"projection must be None or one of {PROJECTION_METHODS}, got {projection!r}")
     pivot_code = acts.languages[acts.language_index(pivot)] if pivot is not None else acts.languages[0]
-    pair_list = _pairs_for(acts.languages, pairs, pivot_code)
+    pair_list = _pairs_for(acts, pairs, pivot_code)
 
     fit_ids, held_ids = resolve_split(acts.ids, split, seed)
     for name, part in (("fit", fit_ids), ("held-out", held_ids)):

@@ -29,6 +29,7 @@ FIELDS = ("value", "null_mean", "null_std", "null_max", "p_value", "ci_low", "ci
 
 
 def is_directional(metric: str) -> bool:
+    """True for metrics whose value depends on the direction (retrieval: a -> b differs from b -> a)."""
     return metric.startswith(DIRECTIONAL_PREFIXES)
 
 
@@ -38,7 +39,6 @@ KNOWN = "cka, cka_debiased, anc, anc_abs, p@K (retrieval, e.g. p@1, p@5), mexa, 
 _PATTERN = re.compile(r"^(cka|cka_debiased|anc|anc_abs|mexa|p@(\d+)|mknn(?:@(\d+))?)$")
 
 
-# ---------------------------------------------------------------------------------- arguments
 def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
     """Canonical metric names (lower case, ``mknn`` -> ``mknn@10``, duplicates dropped)."""
     items = [metrics] if isinstance(metrics, str) else list(metrics)
@@ -128,6 +128,7 @@ class SimilarityResult:
     - ``ci_low``, ``ci_high``: percentile bootstrap interval over sentences (``settings['ci']``).
 
     ``anc_excluded`` ``(layer, lang_a, lang_b)`` counts the zero-variance neurons left out of ANC.
+    Each array is also an attribute: ``result.value``, ``result.null_mean``, ...
     """
 
     metrics: tuple[str, ...]
@@ -289,9 +290,15 @@ class SimilarityResult:
                 f"bootstrap={self.settings.get('bootstrap', 0)})")
 
 
-def assemble(names, layers, langs, pairs, slots, excluded, R, B, ci, settings) -> SimilarityResult:
+def assemble(names: Sequence[str], layers: tuple[int, ...], langs: tuple[str, ...], pairs: Sequence[tuple[str, str]],
+             slots: dict, excluded: dict, R: int, B: int, ci: float, settings: dict[str, Any]) -> SimilarityResult:
+    """Build a :class:`SimilarityResult` from the engine's per-slot arrays.
+
+    ``slots[(metric, a, b)]`` holds ``value`` [layer], ``null`` [layer, R] and ``boot`` [layer, B];
+    ``excluded[(a, b)]`` the zero-variance neuron counts of ANC [layer].
+    """
     shape = (len(names), len(layers), len(langs), len(langs))
-    arrays = {f: np.full(shape, np.nan) for f in ("value", "null_mean", "null_std", "null_max", "p_value", "ci_low", "ci_high")}
+    arrays = {f: np.full(shape, np.nan) for f in FIELDS}
     if not R:
         for f in ("null_mean", "null_std", "null_max", "p_value"):
             del arrays[f]
@@ -319,7 +326,6 @@ def assemble(names, layers, langs, pairs, slots, excluded, R, B, ci, settings) -
             exc[:, li[a], li[b]] = exc[:, li[b], li[a]] = e
     return SimilarityResult(metrics=tuple(names), layers=layers, languages=langs, pairs=tuple(pairs),
                             arrays=arrays, anc_excluded=exc, settings=settings)
-
 
 
 def _z(value: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
