@@ -170,3 +170,19 @@ def test_activations_labels_selection_and_roundtrip(tiny_decoder, corpus, tmp_pa
     np.testing.assert_array_equal(da.sel(layer=1, language="zh").values, acts.get(1, "zh"))
     with pytest.raises(ExtractionError, match="not in these activations.*en, fr, zh"):
         acts.get(0, "de")
+
+
+@pytest.mark.parametrize("backend", ["hf", "transformer_lens"])
+def test_absolute_positions_survive_left_padding(tiny_gpt2_model, corpus, backend):
+    """GPT-2 adds a learned embedding per absolute position: left padding would shift every real token's
+    position unless positions count real tokens. Both backends must give the unpadded one-by-one states."""
+    from xling_probe import load_model
+
+    handle = tiny_gpt2_model if backend == "hf" else load_model(
+        tiny_gpt2_model.model, tokenizer=tiny_gpt2_model.tokenizer, backend="transformer_lens", device="cpu")
+    sub = corpus.select_languages(["en", "zh"])
+    left = extract(handle, sub, padding_side="left", batch_size=4, cache=False, progress=False)
+    single = extract(handle, sub, padding_side="left", batch_size=1, cache=False, progress=False)
+    lengths = {len(tiny_gpt2_model.tokenizer(s)["input_ids"]) for s in sub.sentences["zh"]}
+    assert len(lengths) > 1  # the batches really are padded
+    np.testing.assert_allclose(left.data, single.data, rtol=1e-4, atol=1e-5)

@@ -1,1 +1,35 @@
-"""Notebook widgets of xling_probe (ipywidgets + plotly), importable as xling_probe.widgets."""
+"""Notebook widgets of xling_probe (ipywidgets 8 + plotly FigureWidget), importable as ``xling_probe.widgets``.
+
+- :class:`SimilarityExplorer` (a :class:`~xling_probe.similarity_result.SimilarityResult`): metric,
+  layer and language pairs; language x language heatmap, per-layer curves, layer x layer heatmap.
+- :class:`EmbeddingExplorer` (:class:`~xling_probe.activations.Activations`): 2-D PCA / UMAP map of
+  one layer coloured by language, raw or centered, cached per layer.
+- :class:`LogitLensExplorer` (a decoder model): prompt or word-list item, layer x position lens
+  heatmap and per-layer language probabilities.
+- :class:`Workbench`: one tabbed UI that runs the pipeline and hosts the three explorers.
+
+Every explorer updates its figures in place and also works from plain Python: setting a control's
+``.value`` updates the figures, so they can be scripted and tested without a browser.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SimilarityExplorer": ".similarity_explorer",
+    "EmbeddingExplorer": ".embedding_explorer",
+    "LogitLensExplorer": ".lens_explorer",
+    "Workbench": ".workbench",
+    "ExportBar": "._base",
+    "refresh": "._base",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -89,7 +89,13 @@ class TLRunner(PoolingRunner):
             hooks.append((hook_name(layer), fn))
         stop = max(self.layers)
         device = self.handle.device
-        kwargs: dict[str, Any] = {"attention_mask": batch["attention_mask"].to(device), "return_type": None}
+        mask = batch["attention_mask"].to(device)
+        kwargs: dict[str, Any] = {"attention_mask": mask, "return_type": None}
+        if self.handle.kind == "decoder":
+            # Positions count real tokens (as in HFRunner), so left padding does not shift absolute
+            # position embeddings (GPT-2) or rotary phases; passed explicitly rather than relying on
+            # the bridge's own derivation, which differs between TransformerLens versions.
+            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
         if stop < self.handle.n_layers:
             kwargs["stop_at_layer"] = stop  # blocks 0..stop-1 run; state `stop` is blocks.{stop-1}.hook_out
         if stop == 0:

@@ -28,6 +28,83 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit", type=int, default=None, help="use only the first N sentences")
 
 
+POOLINGS = ["mean", "last", "first", "weighted_mean"]
+
+
+def add_extraction_options(p: argparse.ArgumentParser, title: str = "extraction") -> argparse._ArgumentGroup:
+    """--pooling, --batch-size and --max-length (the options every command that runs a model shares)."""
+    g = p.add_argument_group(title)
+    g.add_argument("--pooling", default="mean", choices=POOLINGS,
+                   help="sentence pooling (default: mean over real tokens, special tokens excluded)")
+    g.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default: 16)")
+    g.add_argument("--max-length", type=int, default=512, help="truncate sentences to this many tokens (default: 512)")
+    return g
+
+
+def add_acts_options(p: argparse.ArgumentParser) -> None:
+    """Input of the analysis commands: a saved activation folder (--acts) or a model run on a corpus."""
+    src = p.add_argument_group("input (either --acts, or the model and data options)")
+    src.add_argument("--acts", default=None, help="activation folder written by 'xling-probe extract'")
+    add_model_options(p)
+    add_data_options(p)
+    add_extraction_options(p, "extraction (only without --acts)")
+
+
+def add_out_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty --out folder (files with the same names are overwritten, "
+                        "nothing else is deleted)")
+
+
+def acts_from(args: argparse.Namespace):
+    """The activations an analysis command works on: ``--acts`` (with --langs/--limit applied) or a fresh
+    extraction of --model on --data."""
+    from ..activations import Activations
+
+    if args.acts:
+        if args.model or args.data:
+            raise XlingProbeError("pass either --acts or --model/--data, not both")
+        folder = Path(args.acts).expanduser()
+        if not folder.is_dir():
+            raise XlingProbeError(f"--acts {folder} is not a folder; pass a folder written by 'xling-probe extract'")
+        acts = Activations.load(folder)
+        langs = split_list(args.langs)
+        if langs or args.limit:
+            acts = acts.sel(languages=langs, ids=acts.ids[: args.limit] if args.limit else None)
+        return acts
+    from ..extract import extract
+
+    return extract(load_model_from(args), load_corpus_from(args), pooling=args.pooling,
+                   batch_size=args.batch_size, max_length=args.max_length)
+
+
+def parse_pairs(text: str | None, *, keywords: bool = True) -> str | list[tuple[str, str]] | None:
+    """'en-de,en-zh' -> [('en', 'de'), ('en', 'zh')]; with ``keywords``, 'all' and 'pivot:en' pass through.
+
+    A pair is split on '/' or ':' when given, else on the first '-', so 'en-zh-Hant' and 'zh-Hant/en'
+    both work. None stays None.
+    """
+    if text is None:
+        return None
+    text = text.strip()
+    if keywords and (text == "all" or text.startswith("pivot:")):
+        return text
+    out = []
+    for item in split_list(text) or []:
+        sep = next((s for s in ("/", ":", "-") if s in item), None)
+        if sep is None:
+            raise XlingProbeError(f"cannot read pair {item!r}; write pairs as en-de or en/zh-Hant")
+        a, b = (x.strip() for x in item.split(sep, 1))
+        if not a or not b:
+            raise XlingProbeError(f"cannot read pair {item!r}: a language is missing on one side")
+        out.append((a, b))
+    if not out:
+        hint = "'all', 'pivot:en' or " if keywords else ""
+        raise XlingProbeError(f"--pairs is empty; use {hint}pairs like en-de,en-zh")
+    return out
+
+
 def split_list(text: str | None) -> list[str] | None:
     if text is None:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_data_options, add_model_options, load_corpus_from, load_model_from, prepare_out, split_list
+from ._common import add_data_options, add_extraction_options, add_model_options, add_out_options, load_corpus_from, load_model_from, prepare_out, split_list
 
 
 def register(sub) -> None:
@@ -16,16 +16,11 @@ def register(sub) -> None:
     )
     add_model_options(p)
     add_data_options(p)
-    g = p.add_argument_group("extraction")
+    g = add_extraction_options(p)
     g.add_argument("--layers", default="all", help="'all' or comma-separated layer indices, negatives count from the end")
-    g.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "weighted_mean"],
-                   help="sentence pooling (default: mean over real tokens, special tokens excluded)")
     g.add_argument("--include-special", action="store_true", help="include BOS/CLS/SEP/EOS in mean pooling")
-    g.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default: 16)")
-    g.add_argument("--max-length", type=int, default=512, help="truncate sentences to this many tokens (default: 512)")
     g.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
-    p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    add_out_options(p)
     p.set_defaults(func=run)
 
 

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import XlingProbeError
-from ._common import (
-    add_data_options,
-    add_model_options,
-    load_corpus_from,
-    load_model_from,
-    prepare_out,
-    split_list,
-    write_json,
-)
+from ._common import acts_from, add_acts_options, add_out_options, prepare_out, split_list, write_json
 
 
 def _heldout_size(text: str) -> float | int:
@@ -38,15 +29,7 @@ def register(sub) -> None:
                     "language-ID probe accuracy and the share of variance explained by the language means. "
                     "Writes neutrality.csv (tidy), summary.csv (per layer) and neutrality.json.",
     )
-    p.add_argument("--acts", default=None,
-                   help="activation folder written by 'xling-probe extract' (otherwise --model/--data are run)")
-    add_model_options(p)
-    add_data_options(p)
-    g = p.add_argument_group("extraction (without --acts)")
-    g.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "weighted_mean"],
-                   help="sentence pooling (default: mean over real tokens, special tokens excluded)")
-    g.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default: 16)")
-    g.add_argument("--max-length", type=int, default=512, help="truncate sentences to this many tokens")
+    add_acts_options(p)
     n = p.add_argument_group("neutrality")
     n.add_argument("--heldout", type=_heldout_size, default=0.5,
                    help="held-out split size: a fraction (0.2) or a number of sentences (100); default 0.5")
@@ -64,28 +47,15 @@ def register(sub) -> None:
                         "language identity that centering leaves in a non-linear form)")
     n.add_argument("--alpha", type=float, default=0.0, help="ridge penalty of the least-squares projection")
     n.add_argument("--layers", default=None, help="comma-separated layers to evaluate (default: all)")
-    p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    add_out_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..activations import Activations
     from ..neutrality import neutrality
 
     out = prepare_out(args.out, force=args.force)
-    if args.acts:
-        if args.model or args.data:
-            raise XlingProbeError("pass either --acts or --model/--data, not both")
-        acts = Activations.load(args.acts)
-        langs = split_list(args.langs)
-        if langs or args.limit:
-            acts = acts.sel(languages=langs, ids=acts.ids[: args.limit] if args.limit else None)
-    else:
-        from ..extract import extract
-
-        acts = extract(load_model_from(args), load_corpus_from(args), pooling=args.pooling,
-                       batch_size=args.batch_size, max_length=args.max_length)
+    acts = acts_from(args)
     layers = [int(x) for x in split_list(args.layers)] if args.layers else None
     report = neutrality(
         acts, args.heldout, seed=args.seed, centering=args.centering,

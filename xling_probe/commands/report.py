@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_data_options, add_model_options, split_list
+from ._common import add_data_options, add_model_options, add_out_options, parse_pairs, split_list
 
 
 def register(sub) -> None:
@@ -28,27 +28,8 @@ def register(sub) -> None:
     g.add_argument("--dpi", type=int, default=200, help="resolution of the PNG figures (default: 200)")
     g.add_argument("--no-static", action="store_true", help="skip the PNG/SVG export (HTML only)")
     g.add_argument("--seed", type=int, default=0, help="seed of splits, nulls, bootstraps and prompts (default: 0)")
-    p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder (never deletes files)")
+    add_out_options(p)
     p.set_defaults(func=run)
-
-
-def parse_drift_pairs(text: str | None) -> list[tuple[str, str]] | None:
-    """'fr-zh,de-fr' -> [('fr', 'zh'), ('de', 'fr')]; a pair is split on '/', ':' or the first '-'."""
-    from ..errors import XlingProbeError
-
-    if text is None:
-        return None
-    out = []
-    for item in split_list(text) or []:
-        sep = next((s for s in ("/", ":", "-") if s in item), None)
-        if sep is None:
-            raise XlingProbeError(f"cannot read pair {item!r}; write pairs as fr-zh or fr/zh-Hant")
-        a, b = item.split(sep, 1)
-        out.append((a.strip(), b.strip()))
-    if not out:
-        raise XlingProbeError("--pairs is empty; write pairs like fr-zh,de-fr")
-    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         corpus = load_corpus(args.data)
     result = build_report(
         args.out, model=args.model, corpus=corpus, langs=split_list(args.langs),
-        pairs=parse_drift_pairs(args.pairs), limit=args.limit or DEFAULT_LIMIT, words=args.words,
+        pairs=parse_pairs(args.pairs, keywords=False), limit=args.limit or DEFAULT_LIMIT, words=args.words,
         null_permutations=args.null_permutations, bootstrap=args.bootstrap, drift_items=args.drift_items,
         static=not args.no_static, dpi=args.dpi, seed=args.seed, force=args.force,
         load_options={"backend": args.backend, "device": args.device, "dtype": args.dtype},

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ._common import add_data_options, add_model_options, load_corpus_from, load_model_from, prepare_out, split_list, write_json
+from ._common import acts_from, add_acts_options, add_out_options, parse_pairs, prepare_out, split_list, write_json
 
 
 def register(sub) -> None:
@@ -17,15 +16,7 @@ def register(sub) -> None:
                     "shuffled-pairing null and bootstrap intervals. Writes similarity.csv (tidy), layer_mean.csv, "
                     "peaks.csv, profile.csv and similarity.json into --out.",
     )
-    src = p.add_argument_group("input (either --acts, or the model and data options)")
-    src.add_argument("--acts", default=None, help="activation folder written by 'xling-probe extract'")
-    add_model_options(p)
-    add_data_options(p)
-    g = p.add_argument_group("extraction (only without --acts)")
-    g.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "weighted_mean"],
-                   help="sentence pooling (default: mean over real tokens, special tokens excluded)")
-    g.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default: 16)")
-    g.add_argument("--max-length", type=int, default=512, help="truncate sentences to this many tokens (default: 512)")
+    add_acts_options(p)
     s = p.add_argument_group("similarity")
     s.add_argument("--metrics", default="cka,cka_debiased,anc,p@1,mexa",
                    help="comma-separated: cka, cka_debiased, anc, anc_abs, p@K, mexa, mknn@K "
@@ -40,31 +31,8 @@ def register(sub) -> None:
     s.add_argument("--cross-layer", default=None,
                    help="also write the layer x layer matrix of these pairs for --cross-metric, e.g. en-de,en-zh")
     s.add_argument("--cross-metric", default="cka", help="metric of --cross-layer: cka, cka_debiased, anc, anc_abs")
-    p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
+    add_out_options(p)
     p.set_defaults(func=run)
-
-
-def parse_pairs(text: str) -> str | list[tuple[str, str]]:
-    """'all' / 'pivot:en' pass through; 'en-de,en-zh' -> [('en', 'de'), ('en', 'zh')]. A pair is split on
-    '/' or ':' when given, else on the first '-', so 'en-zh-Hant' and 'zh-Hant/en' both work."""
-    from ..errors import MetricError
-
-    text = text.strip()
-    if text == "all" or text.startswith("pivot:"):
-        return text
-    out = []
-    for item in split_list(text) or []:
-        for sep in ("/", ":", "-"):
-            if sep in item:
-                a, b = item.split(sep, 1)
-                break
-        else:
-            raise MetricError(f"cannot read pair {item!r}; write pairs as en-de or en/zh-Hant")
-        out.append((a.strip(), b.strip()))
-    if not out:
-        raise MetricError("--pairs is empty; use 'all', 'pivot:en' or pairs like en-de,en-zh")
-    return out
 
 
 def _records(df) -> list[dict]:
@@ -77,27 +45,10 @@ def _records(df) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..activations import Activations
-    from ..errors import MetricError
     from ..similarity import cross_layer_similarity, similarity
 
     out = prepare_out(args.out, force=args.force)
-    if args.acts:
-        folder = Path(args.acts).expanduser()
-        if not folder.is_dir():
-            raise MetricError(f"--acts {folder} is not a folder; pass a folder written by 'xling-probe extract'")
-        acts = Activations.load(folder)
-        langs = split_list(args.langs)
-        if langs:
-            acts = acts.sel(languages=langs)
-        if args.limit:
-            acts = acts.sel(ids=acts.ids[: args.limit])
-    else:
-        from ..extract import extract
-
-        model = load_model_from(args)
-        corpus = load_corpus_from(args)
-        acts = extract(model, corpus, pooling=args.pooling, batch_size=args.batch_size, max_length=args.max_length)
+    acts = acts_from(args)
     layers = "all" if args.layers == "all" else [int(x) for x in split_list(args.layers) or []]
     result = similarity(acts, metrics=split_list(args.metrics) or [], pairs=parse_pairs(args.pairs), layers=layers,
                         null_permutations=args.null_permutations, bootstrap=args.bootstrap, ci=args.ci, seed=args.seed)

@@ -1,0 +1,183 @@
+"""Responsiveness of the notebook widgets (issue 7).
+
+1. SimilarityExplorer on a SimilarityResult of 21 languages x 19 layers, all 210 pairs, the five
+   default metrics, a 10-permutation null and 20 bootstrap samples (random activations of 21
+   languages x 200 sentences x 19 layers x 64 dims; the widget's cost does not depend on the values):
+   - latency of ``explorer.layer.value = l`` (observers run synchronously, so the time until the
+     call returns is the time until the figure data is updated), every layer, several sweeps;
+   - latency of ``explorer.metric.value = m``: the first visit of each metric (it computes the
+     layer x layer matrix of the current pair when the metric has one) and cached revisits.
+   Each sample is checked: the heatmap's z equals the result's slice for the new selection.
+2. EmbeddingExplorer on 21 languages x 200 sentences (4200 points) x 640 dims (random with
+   per-language offsets): UMAP time per layer on first visit (synchronous, ``background=False``)
+   vs a cached revisit, PCA time per layer, and with ``background=True`` the time until the
+   control returns and until the background result is drawn. Numba's one-off compilation of
+   UMAP is timed separately on a small input first.
+
+Usage: python benchmarks/bench_widgets.py [--sweeps 5] [--umap-layers 3]
+Writes benchmarks/results/widgets.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from xling_probe.activations import Activations
+from xling_probe.similarity import similarity
+from xling_probe.widgets import EmbeddingExplorer, SimilarityExplorer
+
+HERE = Path(__file__).resolve().parent
+LANGS = ("en", "ar", "cs", "de", "es", "fi", "fr", "gl", "hi", "id", "is", "it", "ja", "ko", "pl", "pt", "ru",
+         "sv", "th", "tr", "zh")
+TARGET_MS = 100.0
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "python": platform.python_version(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
+            "versions": {p: version(p) for p in ("numpy", "plotly", "ipywidgets", "umap-learn", "torch")}}
+
+
+def stats(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"n": len(a), "median_ms": round(float(np.median(a)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2),
+            "max_ms": round(float(a.max()), 2), "mean_ms": round(float(a.mean()), 2)}
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return 1000 * (time.perf_counter() - t)
+
+
+def activations(n_layers: int, n: int, dim: int, offset: float, seed: int) -> Activations:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, dim)).astype(np.float32)
+    shift = rng.normal(scale=offset, size=(len(LANGS), dim)).astype(np.float32)
+    data = np.empty((n_layers, len(LANGS), n, dim), dtype=np.float32)
+    for li in range(n_layers):
+        data[li] = base * (0.5 + li / n_layers) + shift[:, None] + rng.normal(scale=1.5, size=(len(LANGS), n, dim))
+    return Activations(data=data, layers=tuple(range(n_layers)), languages=LANGS, ids=tuple(f"s{i}" for i in range(n)))
+
+
+def bench_similarity(sweeps: int) -> dict:
+    acts = activations(19, 200, 64, offset=0.3, seed=0)
+    t = time.perf_counter()
+    result = similarity(acts, null_permutations=10, bootstrap=20, progress=False)
+    build_s = time.perf_counter() - t
+    t = time.perf_counter()
+    ex = SimilarityExplorer(result, acts)
+    init_ms = 1000 * (time.perf_counter() - t)
+
+    def check(metric: str, layer: int) -> None:
+        z = np.asarray(ex.figures["heatmap"].data[0].z, dtype=float)
+        want = result.arrays["value"][result.metrics.index(metric), result.layers.index(layer)]
+        assert np.array_equal(z, want, equal_nan=True), (metric, layer)
+
+    layer_ms, start = [], dict(ex.log.counts)
+    for s in range(sweeps):
+        order = list(result.layers) if s % 2 == 0 else list(result.layers)[::-1]
+        for layer in order:
+            if layer == ex.layer.value:
+                continue
+            layer_ms.append(timed(lambda: setattr(ex.layer, "value", layer)))
+            check(ex.metric.value, layer)
+    per_change = {k: (ex.log[k] - start.get(k, 0)) / len(layer_ms) for k in ("heatmap", "curves", "cross")}
+
+    first_ms, again_ms = [], []
+    metrics = list(result.metrics)
+    for s in range(sweeps + 1):
+        for metric in metrics[1:] + metrics[:1]:
+            ms = timed(lambda: setattr(ex.metric, "value", metric))
+            check(metric, ex.layer.value)
+            (first_ms if s == 0 else again_ms).append(ms)
+    ex.pairs.value = tuple(result.pairs)  # every pair drawn: 210 lines + 210 bands + the null band
+    all_layer_ms = [timed(lambda: setattr(ex.layer, "value", layer)) for layer in (0, 9, 18, 4, 13)]
+    all_metric_ms = [timed(lambda: setattr(ex.metric, "value", metric)) for metric in metrics[1:] + metrics[:1]]
+    return {
+        "setup": {"languages": len(LANGS), "layers": len(result.layers), "pairs": len(result.pairs),
+                  "metrics": metrics, "sentences": 200, "dim": 64, "null_permutations": 10, "bootstrap": 20,
+                  "curves_pairs": len(ex.pairs.value), "similarity_s": round(build_s, 2),
+                  "explorer_init_ms": round(init_ms, 1)},
+        "layer_change": {**stats(layer_ms), "refreshes_per_change": per_change,
+                         "target_ms": TARGET_MS, "meets_target": bool(np.percentile(layer_ms, 95) < TARGET_MS)},
+        "metric_change_first_visit": {**stats(first_ms), "note": "includes the layer x layer matrix of the current "
+                                      "pair for cka, cka_debiased and anc"},
+        "metric_change_cached": {**stats(again_ms), "meets_target": bool(np.percentile(again_ms, 95) < TARGET_MS)},
+        "cross_layer_matrices_computed": sum(ex.computed.values()),
+        "all_210_pairs_as_curves": {"layer_change": stats(all_layer_ms), "metric_change_cached": stats(all_metric_ms)},
+    }
+
+
+def bench_embedding(umap_layers: int) -> dict:
+    from xling_probe.plots import project_2d
+
+    warnings.filterwarnings("ignore", message="n_jobs value")
+    warnings.filterwarnings("ignore", message="Graph is not fully connected")
+    acts = activations(max(umap_layers, 4), 200, 640, offset=1.0, seed=1)
+    t = time.perf_counter()  # > 4096 points: UMAP switches to NN-descent, which numba compiles on first use
+    project_2d(np.random.default_rng(0).normal(size=(200 * len(LANGS), 8)), "umap")
+    compile_s = time.perf_counter() - t
+
+    x = acts.data[0].reshape(200 * len(LANGS), -1)
+    svd_ms = [timed(lambda: project_2d(x, "pca")) for _ in range(3)]
+    sync = EmbeddingExplorer(acts, layer=0, method="pca", background=False)
+    pca_ms = [timed(lambda: setattr(sync.layer, "value", layer)) for layer in acts.layers[1:]]
+    pca_cached = [timed(lambda: setattr(sync.layer, "value", layer)) for layer in acts.layers[:-1]]
+    layers = list(acts.layers[:umap_layers])
+    sync.layer.value = layers[0]
+    umap_first = [timed(lambda: setattr(sync.method, "value", "umap"))]
+    for layer in layers[1:]:
+        umap_first.append(timed(lambda: setattr(sync.layer, "value", layer)))
+    umap_cached = [timed(lambda: setattr(sync.layer, "value", layer)) for layer in layers[::-1][1:] + layers[1:]]
+    assert sum(v for k, v in sync.computed.items() if k[1] == "umap") == len(layers)
+
+    bg = EmbeddingExplorer(acts, layer=layers[0], method="pca", background=True)
+    returned = timed(lambda: setattr(bg.method, "value", "umap"))
+    status = bg.status.value
+    t = time.perf_counter()
+    bg.wait()
+    drawn_ms = returned + 1000 * (time.perf_counter() - t)
+    same = bool(np.allclose(bg.projection(), sync.projection(layers[0], "umap", "raw")))
+    return {
+        "setup": {"languages": len(LANGS), "sentences": 200, "points": 200 * len(LANGS), "dim": 640},
+        "umap_numba_compile_s": round(compile_s, 2),
+        "umap_compile_note": "one-off per process: UMAP + NN-descent on 4200 x 8 random points, before the timings",
+        "pca_project_2d_only": {**stats(svd_ms), "note": "the builder's numpy SVD alone (float64 4200 x 640); "
+                                "its time depends strongly on BLAS threads vs the machine's load"},
+        "pca_per_layer_first": stats(pca_ms), "pca_per_layer_cached": stats(pca_cached),
+        "umap_per_layer_first": stats(umap_first), "umap_per_layer_cached": stats(umap_cached),
+        "umap_background": {"control_returns_ms": round(returned, 2), "status": status,
+                            "drawn_after_ms": round(drawn_ms, 1), "equals_synchronous": same},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sweeps", type=int, default=5)
+    parser.add_argument("--umap-layers", type=int, default=3)
+    parser.add_argument("--out", default=str(HERE / "results" / "widgets.json"))
+    args = parser.parse_args()
+    out = {"machine_before": machine()}
+    t = time.perf_counter()
+    out["similarity_explorer"] = bench_similarity(args.sweeps)
+    out["embedding_explorer"] = bench_embedding(args.umap_layers)
+    out["total_s"] = round(time.perf_counter() - t, 1)
+    out["load_average_after"] = list(os.getloadavg())
+    text = json.dumps(out, indent=2, ensure_ascii=False)
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Workbench on the tiny models: the pipeline end to end, the tabs, and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from xling_probe import ParallelCorpus, extract, neutrality, similarity
+from xling_probe.errors import CorpusError, LanguageCodeError, MetricError
+from xling_probe.plots import neutrality_curves
+from xling_probe.widgets import EmbeddingExplorer, LogitLensExplorer, SimilarityExplorer, Workbench
+
+LANGS = ("en", "de", "fr")
+SETTINGS = dict(languages=LANGS, sentences=8, null_permutations=4, bootstrap=6)
+
+
+def small_corpus():
+    return ParallelCorpus.sample(languages=LANGS).head(8)
+
+
+def test_pipeline_end_to_end_on_a_decoder(tiny_decoder):
+    wb = Workbench(tiny_decoder, **SETTINGS)
+    assert wb.acts is None and "tiny-gemma" in wb.header.value and "8 sentences × 3 languages" in wb.header.value
+    assert wb.run() is wb
+    assert all(wb.progress.state[s] == "done" for s in wb.progress.stages)
+    assert wb.status.value.startswith("done in")
+    # the activations are those of extract() on the same 8 sentences
+    ref_acts = extract(tiny_decoder, small_corpus(), cache=False, progress=False)
+    assert wb.acts.languages == LANGS and wb.acts.ids == ref_acts.ids
+    assert np.allclose(wb.acts.data, ref_acts.data, atol=1e-6)
+    # the result equals similarity() called directly on the same activations
+    ref = similarity(wb.acts, metrics=("cka_debiased", "anc", "p@1", "mexa"), null_permutations=4, bootstrap=6,
+                     progress=False)
+    assert wb.result.metrics == ref.metrics and wb.result.pairs == ref.pairs
+    for field, arr in ref.arrays.items():
+        np.testing.assert_allclose(wb.result.arrays[field], arr, rtol=1e-12, atol=1e-12, err_msg=field)
+    # centered activations: each language's mean removed
+    assert np.allclose(wb.centered.data.mean(axis=2), 0.0, atol=1e-4)
+    # the tabs hold the explorers, built on these outputs
+    sim, emb, lens, neutral = wb.tabs.children
+    assert wb.tabs.titles == ("Similarity", "Embeddings", "Logit lens", "Neutrality")
+    assert isinstance(sim, SimilarityExplorer) and sim is wb.explorers["similarity"]
+    assert sim.result is wb.result and sim.acts is wb.acts
+    assert isinstance(emb, EmbeddingExplorer) and emb is wb.explorers["embeddings"]
+    emb.wait()
+    assert isinstance(lens, LogitLensExplorer) and lens.model is tiny_decoder and wb.lens_unavailable is None
+    assert lens.log["heatmap"] == 1 and lens.table is not None
+    # the neutrality tab is neutrality_curves of neutrality() on the same split
+    ref_report = neutrality(wb.acts, 0.5, seed=0, progress=False)
+    want = neutrality_curves(ref_report)
+    assert isinstance(neutral, go.FigureWidget) and len(neutral.data) == len(want.data)
+    for got, exp in zip(neutral.data, want.data):
+        assert np.allclose(np.asarray(got.y, float), np.asarray(exp.y, float), equal_nan=True)
+    assert np.array_equal(wb.neutrality.language_id, ref_report.language_id)
+
+
+def test_rerun_reuses_the_model_and_the_cache(tiny_decoder):
+    wb = Workbench(tiny_decoder, small_corpus(), **SETTINGS).run()
+    first = wb.acts
+    old_sim = wb.explorers["similarity"]
+    wb.run()
+    assert wb.model is tiny_decoder and wb.explorers["similarity"] is not old_sim
+    assert np.array_equal(wb.acts.data, first.data)
+    assert wb.tabs.children[0] is wb.explorers["similarity"]
+
+
+def test_encoder_has_no_lens_tab_and_says_why(tiny_encoder_dir, tmp_path):
+    path = tmp_path / "corpus.tsv"
+    small_corpus().to_dataframe().to_csv(path, sep="\t")
+    wb = Workbench(str(tiny_encoder_dir), str(path), **SETTINGS)  # a model path and a corpus file
+    assert "loaded when the pipeline runs" in wb.header.value
+    wb.run()
+    assert wb.model.kind == "encoder" and "encoder" in wb.header.value
+    assert wb.explorers["lens"] is None and "encoder" in wb.lens_unavailable
+    assert wb.progress.state["logit lens"] == "skipped"
+    note = wb.tabs.children[2]
+    assert "No logit lens" in note.value and "encoder" in note.value
+    assert isinstance(wb.explorers["similarity"], SimilarityExplorer)
+    assert wb.result.languages == LANGS and wb.acts.data.shape[2] == 8
+
+
+def test_bad_inputs(tiny_decoder):
+    with pytest.raises(LanguageCodeError, match="not in the corpus.*xx"):
+        Workbench(tiny_decoder, languages=("en", "xx"))
+    with pytest.raises(LanguageCodeError, match="not in the corpus"):
+        Workbench(tiny_decoder, small_corpus(), languages=("en", "zh"))
+    with pytest.raises(CorpusError, match="sentences must be an integer >= 4"):
+        Workbench(tiny_decoder, sentences=3)
+    with pytest.raises(CorpusError, match="at least two"):
+        Workbench(tiny_decoder, languages=("en",))
+    with pytest.raises(CorpusError, match="not found"):
+        Workbench(tiny_decoder, "no/such/corpus.tsv")
+    with pytest.raises(CorpusError, match="ParallelCorpus or a file path"):
+        Workbench(tiny_decoder, corpus=42)
+    with pytest.raises(MetricError):
+        Workbench(tiny_decoder, metrics=("nope",))
+
+
+def test_button_shows_errors_instead_of_raising(tmp_path):
+    wb = Workbench(str(tmp_path / "missing-model"), small_corpus(), **SETTINGS)
+    wb.run_button.click()  # no exception escapes into the UI
+    assert "ModelLoadError" in wb.status.value and wb.progress.state["load model"] == "failed"
+    assert wb.acts is None and not wb.run_button.disabled

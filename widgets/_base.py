@@ -1,0 +1,174 @@
+"""Shared pieces of the widgets: in-place figure refresh, update counting and the export bar.
+
+Every explorer builds its figures with the pure builders of :mod:`xling_probe.plots` and copies the
+result into a long-lived :class:`plotly.graph_objects.FigureWidget` with :func:`refresh`, so a
+slider move changes trace and layout properties inside one ``batch_update`` (one message to the
+browser) instead of re-creating the widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+
+from xling_probe.errors import XlingProbeError
+from xling_probe.plots import save_figure
+from xling_probe.plots.style import TEMPLATE, register
+
+EXPORT_FORMATS = ("png", "svg", "pdf")
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN and +-inf replaced by None (plotly draws None as a gap, as it does NaN).
+
+    A FigureWidget sends its data to the browser as JSON, which has no NaN: without this, every
+    heatmap with an empty diagonal makes jupyter_client warn and, in future versions, fail.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind == "f" and not np.isfinite(obj).all():
+            return json_safe(obj.tolist())
+        if obj.dtype.kind == "O":
+            return json_safe(obj.tolist())
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(json_safe(x) for x in obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    return obj
+
+
+def _safe_figure(fig: go.Figure) -> go.Figure:
+    return go.Figure({"data": [json_safe(t.to_plotly_json()) for t in fig.data], "layout": fig.layout})
+
+
+def figure_widget(fig: go.Figure | None = None, *, height: int | None = None) -> go.FigureWidget:
+    """A FigureWidget holding a copy of ``fig`` (empty when None); NaN/inf are sent as gaps (None)."""
+    fw = go.FigureWidget(_safe_figure(fig) if fig is not None else go.Figure())
+    if height is not None:
+        fw.layout.height = height
+    return fw
+
+
+def _same_shape(fw: go.FigureWidget, fig: go.Figure) -> bool:
+    return len(fw.data) == len(fig.data) and all(a.type == b.type for a, b in zip(fw.data, fig.data))
+
+
+def refresh(fw: go.FigureWidget, fig: go.Figure, *, keep_height: bool = True) -> None:
+    """Make ``fw`` show ``fig``, in place.
+
+    When the traces have the same number and types, every trace and the layout are updated inside
+    one ``batch_update``; otherwise the traces are replaced (plotly cannot add traces inside a
+    batch) and the layout updated. Properties absent from ``fig`` are reset so nothing stale stays.
+    """
+    height = fw.layout.height if keep_height else None
+    fig = _safe_figure(fig)
+    if _same_shape(fw, fig):
+        with fw.batch_update():
+            for old, new in zip(fw.data, fig.data):
+                spec = new.to_plotly_json()
+                spec.pop("type", None)
+                stale = {k: None for k in old.to_plotly_json() if k not in spec and k not in ("type", "uid")}
+                old.update(stale)
+                old.update(spec, overwrite=True)
+            _set_layout(fw, fig, height)
+    else:
+        with fw.batch_update():
+            fw.data = ()
+        fw.add_traces(list(fig.data))
+        with fw.batch_update():
+            _set_layout(fw, fig, height)
+
+
+def _set_layout(fw: go.FigureWidget, fig: go.Figure, height: Any) -> None:
+    spec = fig.layout.to_plotly_json()
+    stale = {k: None for k in fw.layout.to_plotly_json() if k not in spec and k != "template"}
+    fw.layout.update(stale)
+    fw.layout.update(spec, overwrite=True)
+    # Array properties cannot be reset with None: clear notes, lines and images the new figure lacks,
+    # or an explanation text would stay on top of the next real figure.
+    cleared = {k: [] for k in ("annotations", "shapes", "images") if getattr(fw.layout, k) and not spec.get(k)}
+    if cleared:
+        fw.layout.update(cleared, overwrite=True)
+    if height is not None:
+        fw.layout.height = height
+
+
+class UpdateLog:
+    """Counts figure refreshes by name, so tests can check that one control change = one update."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def bump(self, name: str) -> None:
+        self.counts[name] += 1
+
+    def __getitem__(self, name: str) -> int:
+        return self.counts[name]
+
+
+class WidgetLog(UpdateLog, logging.Logger):
+    """The explorer's ``.log``: counts figure refreshes (:class:`UpdateLog`) and is also a
+    :class:`logging.Logger`, because ipywidgets reports exceptions raised in callbacks through
+    the widget's ``log`` trait, which only accepts a Logger."""
+
+    def __init__(self, name: str = "xling_probe.widgets") -> None:
+        logging.Logger.__init__(self, name)
+        UpdateLog.__init__(self)
+        self.parent = logging.getLogger("xling_probe.widgets")
+
+
+def message_figure(text: str, *, title: str = "", height: int = 450, width: int = 700) -> go.Figure:
+    """An empty figure whose only content is ``text`` in the middle (why a view is unavailable)."""
+    register()
+    fig = go.Figure()
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=14, color="#555555"))
+    fig.update_layout(template=TEMPLATE, title=title, width=width, height=height,
+                      xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig
+
+
+class ExportBar(W.HBox):
+    """A file-name box, a format picker and an "Export figure" button calling ``save_figure``.
+
+    ``get_figure`` returns the figure to write (a FigureWidget or a Figure). The written paths (or
+    the error, e.g. no Chromium) are shown in ``status``; errors never raise into the UI.
+    """
+
+    def __init__(self, get_figure: Callable[[], Any], default_name: str = "figure",
+                 formats: Sequence[str] = ("png", "svg")) -> None:
+        self._get_figure = get_figure
+        self.path = W.Text(value=default_name, description="File", layout=W.Layout(width="260px"))
+        self.formats = W.SelectMultiple(options=EXPORT_FORMATS, value=tuple(formats), rows=3,
+                                        description="Formats", layout=W.Layout(width="170px"))
+        self.button = W.Button(description="Export figure", icon="download", button_style="")
+        self.status = W.HTML("")
+        self.button.on_click(lambda _: self.export())
+        super().__init__([self.path, self.formats, self.button, self.status])
+
+    def export(self, path: str | Path | None = None, formats: Sequence[str] | None = None) -> list[Path]:
+        """Write the current figure; returns the paths written (empty after an error, shown in status)."""
+        target = Path(path if path is not None else self.path.value or "figure")
+        fmts = tuple(formats if formats is not None else self.formats.value) or ("png",)
+        fig = self._get_figure()
+        try:
+            written = save_figure(go.Figure(fig), target, formats=fmts)
+        except (XlingProbeError, OSError, ValueError) as err:
+            self.status.value = f"<span style='color:#b00'>export failed: {_escape(str(err))}</span>"
+            return []
+        self.status.value = "wrote " + ", ".join(_escape(str(p)) for p in written)
+        return written
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

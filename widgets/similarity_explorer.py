@@ -1,0 +1,260 @@
+"""Interactive view of a :class:`~xling_probe.similarity_result.SimilarityResult`.
+
+What the user sees, top to bottom: a row of controls (metric, layer slider, the language pairs
+drawn as curves), then the language x language heatmap of the metric at the chosen layer next to
+the per-layer curves of the chosen pairs (a dashed vertical line marks the chosen layer), then a
+pair picker with the layer x layer heatmap of that pair, and an export bar.
+
+Every figure is rebuilt by the pure builders of :mod:`xling_probe.plots` and copied into a
+long-lived FigureWidget. A control change refreshes only the figures that depend on it, once each
+(``explorer.log`` counts refreshes per figure name): the layer slider redraws the heatmap and moves
+the marker on the curves; the metric redraws all three; ``.pairs`` redraws the curves; ``.pair``
+redraws the layer x layer heatmap, which is computed from the activations (when given) and cached
+per (pair, metric).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+import plotly.graph_objects as go
+
+from xling_probe.activations import Activations
+from xling_probe.errors import ExportError, MetricError
+from xling_probe.plots import cross_layer_heatmap, language_heatmap, similarity_curves
+from xling_probe.plots.curves import metric_label
+from xling_probe.similarity import cross_layer_similarity
+from xling_probe.similarity_result import SimilarityResult
+
+from ._base import ExportBar, WidgetLog, figure_widget, message_figure, refresh
+
+#: Metrics for which a layer x layer matrix can be computed (see ``cross_layer_similarity``).
+CROSS_METRICS = ("cka", "cka_debiased", "anc", "anc_abs")
+FIGURES = ("heatmap", "curves", "cross")
+#: How many pairs the curves show when the caller does not choose.
+DEFAULT_PAIR_COUNT = 4
+MARKER_LINE = dict(color="#808080", dash="dash", width=1.5)
+
+
+def peak_layer(result: SimilarityResult, metric: str) -> int:
+    """The layer where the mean of ``metric`` over every computed pair peaks (the heatmap builder's default)."""
+    mi = result._metric_index(metric)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(result.arrays["value"][mi].reshape(len(result.layers), -1), axis=1)
+    return result.layers[int(np.nanargmax(mean))] if np.isfinite(mean).any() else result.layers[0]
+
+
+def pair_label(pair: tuple[str, str]) -> str:
+    return f"{pair[0]}–{pair[1]}"
+
+
+def marker_shape(layer: int) -> dict[str, Any]:
+    """The vertical dashed line drawn on the curves at the chosen layer (full plot height)."""
+    return dict(type="line", xref="x", yref="paper", x0=layer, x1=layer, y0=0, y1=1, line=MARKER_LINE,
+                name="chosen layer")
+
+
+class SimilarityExplorer(W.VBox):
+    """Explore a SimilarityResult: metric, layer, pairs; heatmap, curves and layer x layer heatmap.
+
+    Parameters
+    ----------
+    result: the :class:`SimilarityResult` to show.
+    acts: the :class:`Activations` it was computed from; needed only for the layer x layer
+        heatmap ("cross"), which is available for cka, cka_debiased, anc and anc_abs.
+    metric: initial metric (default: the result's first).
+    layer: initial layer (default: where the metric's mean over pairs peaks).
+    pairs: pairs drawn as curves, as ``(a, b)`` tuples or labels ``"a-b"`` (default: the first
+        four pairs of the result).
+    pair: the pair of the layer x layer heatmap (default: the first of ``pairs``).
+
+    Attributes: controls ``metric`` (Dropdown), ``layer`` (SelectionSlider of layer numbers),
+    ``pairs`` (SelectMultiple; values are ``(a, b)`` tuples), ``pair`` (Dropdown); ``figures``
+    (``"heatmap"``, ``"curves"``, ``"cross"`` -> FigureWidget), ``log`` (refreshes per figure),
+    ``computed`` (layer x layer matrices computed per ``(a, b, metric)``), ``export_bar``.
+    """
+
+    def __init__(self, result: SimilarityResult, acts: Activations | None = None, *, metric: str | None = None,
+                 layer: int | None = None, pairs: Sequence[Any] | None = None, pair: Any = None) -> None:
+        if not isinstance(result, SimilarityResult):
+            raise MetricError(f"SimilarityExplorer needs a SimilarityResult (from xling_probe.similarity.similarity), "
+                              f"got {type(result).__name__}")
+        if acts is not None and not isinstance(acts, Activations):
+            raise MetricError(f"acts must be the Activations the result was computed from (or None), "
+                              f"got {type(acts).__name__}")
+        self.result, self.acts = result, acts
+        metric = result.metrics[0] if metric is None else metric
+        result._metric_index(metric)  # MetricError naming the computed metrics
+        if layer is None:
+            layer = peak_layer(result, metric)
+        elif layer not in result.layers:
+            raise MetricError(f"layer {layer!r} is not in this result; layers: {list(result.layers)}")
+        chosen = [self._resolve_pair(p) for p in pairs] if pairs is not None else \
+            list(result.pairs[:DEFAULT_PAIR_COUNT])
+        pair = self._resolve_pair(pair) if pair is not None else (chosen or list(result.pairs))[0]
+
+        self.log = WidgetLog(type(self).__name__)
+        self.computed: Counter[tuple[str, str, str]] = Counter()
+        self._cross: dict[tuple[str, str, str], Any] = {}
+        self._holding = False
+        options = [(pair_label(p), p) for p in result.pairs]
+        self.metric = W.Dropdown(options=list(result.metrics), value=metric, description="metric")
+        self.layer = W.SelectionSlider(options=list(result.layers), value=layer, description="layer",
+                                       continuous_update=True)
+        self.pairs = W.SelectMultiple(options=options, value=tuple(chosen), rows=min(6, len(options)),
+                                      description="curves")
+        self.pair = W.Dropdown(options=options, value=pair, description="layer × layer")
+        self.figures = {name: figure_widget() for name in FIGURES}
+        for name in FIGURES:
+            self._refresh(name)
+        self.export_choice = W.Dropdown(options=list(FIGURES), value="heatmap", description="figure",
+                                        layout=W.Layout(width="200px"))
+        self.export_bar = ExportBar(lambda: self.figures[self.export_choice.value], "similarity_heatmap")
+        self.export_choice.observe(lambda ch: setattr(self.export_bar.path, "value", f"similarity_{ch['new']}"),
+                                   "value")
+        for name in ("metric", "layer", "pairs", "pair"):
+            getattr(self, name).observe(self._on(name), "value")
+        super().__init__([
+            W.HBox([W.VBox([self.metric, self.layer]), self.pairs]),
+            W.HBox([self.figures["heatmap"], self.figures["curves"]]),
+            self.pair, self.figures["cross"],
+            W.HBox([self.export_choice, self.export_bar]),
+        ])
+
+    # ------------------------------------------------------------------ input checks
+    def _resolve_pair(self, item: Any) -> tuple[str, str]:
+        by_label = {}
+        for a, b in self.result.pairs:
+            for sep in ("-", "–", "→", "_", ":"):
+                by_label[f"{a}{sep}{b}"] = (a, b)
+        if isinstance(item, str) and item.replace(" ", "") in by_label:
+            return by_label[item.replace(" ", "")]
+        if not isinstance(item, str) and isinstance(item, Sequence) and tuple(item) in self.result.pairs:
+            return tuple(item)  # type: ignore[return-value]
+        raise MetricError(f"pair {item!r} is not in this result; pairs: "
+                          f"{', '.join(pair_label(p) for p in self.result.pairs)}")
+
+    # ------------------------------------------------------------------ figures
+    def heatmap_figure(self) -> go.Figure:
+        """Language x language heatmap of the current metric at the current layer."""
+        return language_heatmap(self.result, self.metric.value, self.layer.value)
+
+    def curves_figure(self) -> go.Figure:
+        """Per-layer curves of the chosen pairs with the marker at the current layer."""
+        pairs = list(self.pairs.value)
+        if not pairs:
+            return message_figure("Select at least one language pair to draw its curve.",
+                                  title=f"{metric_label(self.metric.value)} per layer")
+        fig = similarity_curves(self.result, self.metric.value, pairs)
+        fig.add_shape(**marker_shape(self.layer.value))
+        return fig
+
+    def cross_result(self, pair: tuple[str, str] | None = None, metric: str | None = None) -> Any:
+        """The CrossLayerResult of ``pair`` and ``metric`` (computed once, then cached); None when unavailable."""
+        (a, b), metric = pair or self.pair.value, metric or self.metric.value
+        if self.acts is None or metric not in CROSS_METRICS:
+            return None
+        key = (a, b, metric)
+        if key not in self._cross:
+            self._cross[key] = cross_layer_similarity(self.acts, a, b, metric)
+            self.computed[key] += 1
+        return self._cross[key]
+
+    def cross_figure(self) -> go.Figure:
+        """Layer x layer heatmap of the current pair, or an explanation of why it is unavailable."""
+        (a, b), metric = self.pair.value, self.metric.value
+        title = f"{a} × {b} layers"
+        if self.acts is None:
+            return message_figure("The layer × layer view needs the activations:<br>"
+                                  "SimilarityExplorer(result, acts)", title=title)
+        if metric not in CROSS_METRICS:
+            return message_figure(f"No layer × layer view for {metric_label(metric)}:<br>"
+                                  "it exists for cka, cka_debiased, anc and anc_abs.", title=title)
+        try:
+            cross = self.cross_result()
+        except MetricError as err:
+            return message_figure(f"Layer × layer {metric_label(metric)} failed:<br>{err}", title=title)
+        return cross_layer_heatmap(cross)
+
+    def _refresh(self, name: str) -> None:
+        fig = {"heatmap": self.heatmap_figure, "curves": self.curves_figure, "cross": self.cross_figure}[name]()
+        refresh(self.figures[name], fig)
+        self.log.bump(name)
+
+    def _move_marker(self) -> None:
+        fw = self.figures["curves"]
+        if not fw.layout.shapes:  # the "no pair selected" message has no marker
+            return
+        with fw.batch_update():
+            fw.layout.shapes[0].update(x0=self.layer.value, x1=self.layer.value)
+        self.log.bump("curves")
+
+    # ------------------------------------------------------------------ control changes
+    @contextmanager
+    def _hold(self) -> Iterator[None]:
+        """Control changes inside this block refresh nothing (the caller refreshes once afterwards)."""
+        before, self._holding = self._holding, True
+        try:
+            yield
+        finally:
+            self._holding = before
+
+    def _on(self, control: str):
+        """The observer of one control: refresh the figures that depend on it (the layer moves the marker)."""
+        def handler(_change: dict) -> None:
+            if self._holding:
+                return
+            if control == "layer":
+                self._refresh("heatmap")
+                self._move_marker()
+            for name in {"metric": FIGURES, "pairs": ("curves",), "pair": ("cross",)}.get(control, ()):
+                self._refresh(name)
+        return handler
+
+    def select(self, *, metric: str | None = None, layer: int | None = None, pairs: Sequence[Any] | None = None,
+               pair: Any = None) -> None:
+        """Change several controls at once; each affected figure is refreshed once."""
+        if metric is not None:
+            self.result._metric_index(metric)
+        if layer is not None and layer not in self.result.layers:
+            raise MetricError(f"layer {layer!r} is not in this result; layers: {list(self.result.layers)}")
+        new_pairs = tuple(self._resolve_pair(p) for p in pairs) if pairs is not None else None
+        new_pair = self._resolve_pair(pair) if pair is not None else None
+        old = (self.metric.value, self.layer.value, self.pairs.value, self.pair.value)
+        with self._hold():
+            for control, value in ((self.metric, metric), (self.layer, layer), (self.pairs, new_pairs),
+                                   (self.pair, new_pair)):
+                if value is not None:
+                    control.value = value
+        changed = [a != b for a, b in zip(old, (self.metric.value, self.layer.value, self.pairs.value,
+                                                 self.pair.value))]
+        if changed[0]:
+            for name in FIGURES:
+                self._refresh(name)
+            return
+        if changed[1]:
+            self._refresh("heatmap")
+        if changed[2]:
+            self._refresh("curves")
+        elif changed[1]:
+            self._move_marker()
+        if changed[3]:
+            self._refresh("cross")
+
+    # ------------------------------------------------------------------ export
+    def export(self, name: str = "heatmap", path: str | Path | None = None,
+               formats: Sequence[str] | None = None) -> list[Path]:
+        """Write figure ``name`` (heatmap, curves or cross) as PNG/SVG/PDF; returns the written paths
+        (empty after a failure, which is shown in the export bar's status)."""
+        if name not in self.figures:
+            raise ExportError(f"unknown figure {name!r}; figures: {', '.join(self.figures)}")
+        self.export_choice.value = name
+        return self.export_bar.export(path, formats)

@@ -1,0 +1,212 @@
+"""Workbench: one tabbed UI that runs the whole pipeline and hosts the explorers.
+
+What the user sees: a header (model, corpus, settings), a "Run pipeline" button, one progress bar
+per stage (load model, extract, similarity, centering, logit lens) and tabs:
+
+- "Similarity": :class:`SimilarityExplorer` of the similarity result (with the activations, so the
+  layer x layer view works);
+- "Embeddings": :class:`EmbeddingExplorer` of the activations (PCA / UMAP, raw / centered);
+- "Logit lens": :class:`LogitLensExplorer` of the model, for decoders with an unembedding;
+  otherwise a note saying why the lens is undefined for it;
+- "Neutrality": retrieval, language-ID accuracy and language variance share before and after
+  centering on a held-out split (:func:`~xling_probe.neutrality.neutrality`).
+
+``Workbench(...).run()`` runs the same pipeline from a script and returns the workbench, whose
+``acts``, ``result``, ``centered`` and ``neutrality`` then hold the outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+import numpy as np
+
+from xling_probe.centering import LanguageCentering
+from xling_probe.corpus import ParallelCorpus, load_corpus
+from xling_probe.errors import CorpusError, LensError, XlingProbeError
+from xling_probe.extract import extract
+from xling_probe.lens import check_lens_model
+from xling_probe.models import ModelHandle, load_model
+from xling_probe.neutrality import neutrality
+from xling_probe.plots import neutrality_curves
+from xling_probe.pooling import check_pooling
+from xling_probe.similarity import similarity
+from xling_probe.similarity_result import parse_metrics
+
+from ._base import figure_widget
+from ._progress import StageProgress
+
+STAGES = ("load model", "extract", "similarity", "centering", "logit lens")
+TABS = ("Similarity", "Embeddings", "Logit lens", "Neutrality")
+MIN_SENTENCES = 4
+
+
+def _note(text: str, color: str = "#555") -> W.HTML:
+    return W.HTML(f"<div style='padding:1em;color:{color}'>{escape(text, quote=False)}</div>")
+
+
+class Workbench(W.VBox):
+    """Run extraction, similarity and centering on a model and a parallel corpus, and explore them.
+
+    ``model``: None (the offline Gemma 3 270M), a :class:`ModelHandle`, or a path / hub id for
+    ``load_model`` (loaded by the first run). ``corpus``: None (the bundled sample), a
+    :class:`ParallelCorpus` or a corpus file (``.tsv``, ``.jsonl``, ``.csv``); it is cut to
+    ``languages`` and its first ``sentences`` sentences. ``layers``/``pooling`` go to ``extract``
+    (``cache``: reuse activations on disk), ``metrics``/``null_permutations``/``bootstrap`` to
+    ``similarity``; ``neutrality_split`` is the held-out share of the neutrality tab (None: no
+    neutrality). ``autorun=True`` runs the pipeline at once.
+
+    Attributes: ``run_button``, ``status`` (HTML), ``header`` (HTML), ``progress``
+    (:class:`StageProgress`), ``tabs`` (Tab), ``explorers`` (``"similarity"``, ``"embeddings"``,
+    ``"lens"`` -> explorer or None), ``lens_unavailable`` (why there is no lens, or None) and the
+    outputs ``model``, ``corpus``, ``acts``, ``result``, ``centered``, ``neutrality``.
+    """
+
+    def __init__(self, model: Any = None, corpus: Any = None, *,
+                 languages: Sequence[str] = ("en", "de", "fr", "zh", "ru", "ar"), sentences: int = 40,
+                 layers: Any = "all", pooling: str = "mean",
+                 metrics: Sequence[str] = ("cka_debiased", "anc", "p@1", "mexa"),
+                 null_permutations: int = 10, bootstrap: int = 50, autorun: bool = False, cache: bool = True,
+                 neutrality_split: float | None = 0.5, seed: int = 0) -> None:
+        if isinstance(sentences, bool) or not isinstance(sentences, (int, np.integer)) or sentences < MIN_SENTENCES:
+            raise CorpusError(f"sentences must be an integer >= {MIN_SENTENCES} (the metrics need several "
+                              f"sentences per language), got {sentences!r}")
+        if isinstance(languages, str) or len(list(languages)) < 2:
+            raise CorpusError(f"the workbench compares languages: give at least two, got {languages!r}")
+        self.metrics = parse_metrics(metrics)
+        self.pooling = check_pooling(pooling)
+        self.layers, self.null_permutations, self.bootstrap = layers, null_permutations, bootstrap
+        self.cache, self.seed, self.neutrality_split = bool(cache), int(seed), neutrality_split
+        self.corpus = self._corpus(corpus, list(languages), int(sentences))
+        self._model_arg = model
+        self.model: ModelHandle | None = model if isinstance(model, ModelHandle) else None
+        self.acts = self.result = self.centered = self.neutrality = None
+        self.explorers: dict[str, Any] = {"similarity": None, "embeddings": None, "lens": None}
+        self.lens_unavailable: str | None = None
+        self.elapsed: float | None = None
+
+        self.header = W.HTML(self._header_html())
+        self.run_button = W.Button(description="Run pipeline", icon="play", button_style="primary")
+        self.run_button.on_click(self._on_click)
+        self.status = W.HTML("Press <b>Run pipeline</b> to load the model, extract and score.")
+        self.progress = StageProgress(STAGES)
+        self.tabs = W.Tab(children=[_note("Run the pipeline to fill this tab.") for _ in TABS], titles=TABS)
+        super().__init__([self.header, W.HBox([self.run_button, self.status]), self.progress, self.tabs])
+        if autorun:
+            self.run()
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def _corpus(corpus: Any, languages: list[str], sentences: int) -> ParallelCorpus:
+        """The corpus cut to ``languages`` (unknown ones raise the corpus's LanguageCodeError) and ``sentences``."""
+        if corpus is None:
+            corpus = ParallelCorpus.sample(languages=languages)
+        elif isinstance(corpus, (str, Path)):
+            corpus = load_corpus(corpus)
+        elif not isinstance(corpus, ParallelCorpus):
+            raise CorpusError(f"corpus must be None (the bundled sample), a ParallelCorpus or a file path, "
+                              f"got {type(corpus).__name__}")
+        corpus = corpus.select_languages(languages)
+        if len(corpus) < MIN_SENTENCES:
+            raise CorpusError(f"the corpus has {len(corpus)} sentences; the workbench needs at least {MIN_SENTENCES}")
+        return corpus.head(sentences)
+
+    def _header_html(self) -> str:
+        if self.model is not None:
+            m = self.model
+            model = (f"<b>{escape(m.name)}</b> ({m.kind}, {m.n_layers} blocks, width {m.d_model}, "
+                     f"{'with' if m.has_unembedding else 'no'} unembedding, {m.backend}, {m.device})")
+        elif self._model_arg is None:
+            model = "<b>Gemma 3 270M</b> (offline default; loaded when the pipeline runs)"
+        else:
+            model = f"<b>{escape(str(self._model_arg))}</b> (loaded when the pipeline runs)"
+        c = self.corpus
+        source = c.meta.get("source", "corpus")
+        corpus = (f"{len(c)} sentences × {len(c.languages)} languages ({', '.join(c.languages)}) "
+                  f"from {escape(str(source))}")
+        settings = (f"layers {escape(str(self.layers))}, {self.pooling} pooling; metrics {', '.join(self.metrics)}; "
+                    f"{self.null_permutations} null permutations, {self.bootstrap} bootstrap resamples")
+        return f"Model: {model}<br>Corpus: {corpus}<br>Settings: {settings}"
+
+    # ------------------------------------------------------------------ pipeline
+    def run(self) -> Workbench:
+        """Run every stage synchronously and fill the tabs; errors are raised (the button shows them)."""
+        start = time.perf_counter()
+        self.progress.reset()
+        self.status.value = "running…"
+        with self.progress.stage("load model"):
+            if self.model is None:
+                self.model = load_model(self._model_arg)
+        self.header.value = self._header_html()
+        with self.progress.stage("extract"):
+            self.acts = extract(self.model, self.corpus, layers=self.layers, pooling=self.pooling, cache=self.cache,
+                                progress=False)
+        with self.progress.stage("similarity"):
+            self.result = similarity(self.acts, metrics=self.metrics, null_permutations=self.null_permutations,
+                                     bootstrap=self.bootstrap, seed=self.seed, progress=False)
+        with self.progress.stage("centering"):
+            self.centered = LanguageCentering().fit_transform(self.acts)
+            neutral = self._neutrality()
+        lens = self._lens()
+        self._fill_tabs(neutral, lens)
+        self.elapsed = time.perf_counter() - start
+        self.status.value = f"done in {self.elapsed:.1f} s"
+        return self
+
+    def _neutrality(self) -> W.Widget:
+        """The neutrality tab's content (a figure, or why there is none)."""
+        self.neutrality = None
+        if self.neutrality_split is None:
+            return _note("Neutrality was switched off (neutrality_split=None).")
+        try:
+            self.neutrality = neutrality(self.acts, self.neutrality_split, seed=self.seed, progress=False)
+        except XlingProbeError as err:
+            return _note(f"No neutrality report: {err}", "#b00")
+        return figure_widget(neutrality_curves(self.neutrality))
+
+    def _lens(self) -> Any:
+        """The lens explorer, or None with ``lens_unavailable`` saying why."""
+        from .lens_explorer import LogitLensExplorer
+
+        self.lens_unavailable = None
+        try:
+            check_lens_model(self.model)
+        except LensError as err:
+            self.lens_unavailable = str(err)
+            self.progress.skip("logit lens", "no unembedding" if self.model.kind == "decoder" else "encoder model")
+            return None
+        try:
+            with self.progress.stage("logit lens"):
+                return LogitLensExplorer(self.model, seed=self.seed)
+        except LensError as err:  # e.g. a context too short for the k-shot prompts
+            self.lens_unavailable = f"the logit lens could not start: {err}"
+            return None
+
+    def _fill_tabs(self, neutral: W.Widget, lens: Any) -> None:
+        from .embedding_explorer import EmbeddingExplorer
+        from .similarity_explorer import SimilarityExplorer
+
+        for old in self.explorers.values():
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
+        sim = SimilarityExplorer(self.result, self.acts)
+        emb = EmbeddingExplorer(self.acts, seed=self.seed)
+        self.explorers = {"similarity": sim, "embeddings": emb, "lens": lens}
+        lens_tab = lens if lens is not None else _note(f"No logit lens for this model: {self.lens_unavailable}")
+        self.tabs.children = [sim, emb, lens_tab, neutral]
+        self.tabs.titles = TABS
+
+    def _on_click(self, _button: Any) -> None:
+        self.run_button.disabled = True
+        try:
+            self.run()
+        except Exception as err:  # the UI shows every failure; scripts calling run() get the exception
+            self.status.value = f"<span style='color:#b00'>{type(err).__name__}: {escape(str(err), quote=False)}</span>"
+        finally:
+            self.run_button.disabled = False
