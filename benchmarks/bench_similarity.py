@@ -28,12 +28,11 @@ import argparse
 import json
 import os
 import platform
-import threading
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import torch
 from scipy.spatial.distance import cosine as scipy_cosine
 
@@ -41,32 +40,13 @@ from xling_probe import Activations
 from xling_probe.similarity import similarity
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _memory import PeakRSS  # noqa: E402
+
 LANGS = ("en", "ar", "cs", "de", "es", "fi", "fr", "gl", "hi", "id", "is", "it", "ja", "ko", "pl", "pt", "ru",
          "sv", "th", "tr", "zh")
 EIGHT = ("en", "de", "fr", "es", "ru", "zh", "ja", "ar")
 METRICS = ("cka", "cka_debiased", "anc", "p@1", "mexa")
-
-
-class PeakRSS:
-    """Peak resident memory (MiB) above the level at entry, sampled every 2 ms by a thread."""
-
-    def __enter__(self):
-        self.proc, self.base, self.peak, self._stop = psutil.Process(), 0, 0, threading.Event()
-        self.base = self.peak = self.proc.memory_info().rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-        self.mib = (self.peak - self.base) / 2**20
 
 
 def make_acts(n_layers: int, n: int, d: int, seed: int = 0) -> Activations:
@@ -245,6 +225,12 @@ def main() -> None:
         xs @ xs.T
         gemm.append(time.perf_counter() - t)
     gemm_s = float(np.median(gemm))
+    xs32, gemm32 = xs.float(), []
+    for _ in range(7):
+        t = time.perf_counter()
+        xs32 @ xs32.T
+        gemm32.append(time.perf_counter() - t)
+    gemm32_s = float(np.median(gemm32))
     n_langs = len({x for p in pairs for x in p})
     floor_per_pl = gemm_s * (1 + n_langs / len(pairs))  # S per pair + one Gram per language and layer
     print(f"float64 GEMM {args.sentences}x{args.dim}x{args.sentences}: {gemm_s * 1e3:.1f} ms; floor "
@@ -315,6 +301,8 @@ def main() -> None:
                              "share_above_null": above},
         "arithmetic_floor": {
             "gemm_seconds": gemm_s, "floor_seconds_per_pair_layer": floor_per_pl, "floor_total_seconds": floor_per_pl * n_pl,
+            "gemm_float32_seconds": gemm32_s,
+            "max_speedup_if_only_a_float32_S_were_left": ref_total_per_pl / gemm32_s,
             "engine_share_of_floor": floor_per_pl * n_pl / engine_s,
             "note": "S = norm(X) norm(Y)^T needs one N x D x N float64 product per pair and layer, and CKA one Gram "
                     "matrix per language and layer; no exact float64 method does less arithmetic, so on this CPU the "

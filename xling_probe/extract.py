@@ -185,11 +185,13 @@ def extract_texts(
     max_length: int = 512,
     padding_side: str | None = None,
     progress: Any = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Pooled states ``[len(layers), len(texts), d_model]`` (float32) and the truncation count.
 
     Sentences are sorted by length (longest first) so batches carry little padding, then put
-    back in the input order.
+    back in the input order. With ``out`` (a float32 array or view of that shape) the states are
+    written there and no other result array is allocated.
     """
     tok = tokenize(handle.tokenizer, texts, max_length)
     side = padding_side or ("right" if handle.kind == "encoder" else handle.tokenizer.padding_side or "right")
@@ -197,7 +199,10 @@ def extract_texts(
         raise ExtractionError(f"padding_side must be 'left' or 'right', got {side!r}")
     order = sorted(range(len(texts)), key=lambda k: -len(tok.ids[k]))
     runner = make_runner(handle, layers)
-    result = np.empty((len(layers), len(texts), handle.d_model), dtype=np.float32)
+    shape = (len(layers), len(texts), handle.d_model)
+    if out is not None and (out.shape != shape or out.dtype != np.float32):
+        raise ExtractionError(f"out must be a float32 array of shape {shape}, got {out.dtype} {out.shape}")
+    result = out if out is not None else np.empty(shape, dtype=np.float32)
     pad_id = handle.tokenizer.pad_token_id
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
@@ -291,13 +296,13 @@ def extract(
                     per_lang[lang][:, s:e] = part  # finished by another process meanwhile
                     bar.update(e - s)
                     continue
-                states, n_trunc = extract_texts(
+                states, n_trunc = extract_texts(  # written straight into the result (no per-chunk copy)
                     model, corpus.sentences[lang][s:e], layer_idx, pooling=pooling, include_special=include_special,
                     batch_size=batch_size, max_length=max_length, padding_side=padding_side, progress=bar,
+                    out=per_lang[lang][:, s:e],
                 )
                 _check_finite(states, layer_idx, corpus.labels[lang])
                 truncated[lang] = truncated.get(lang, 0) + n_trunc
-                per_lang[lang][:, s:e] = states
                 if entry is not None:
                     entry.save_part(f"{lang}-{k}", states)
     if truncated and sum(truncated.values()):
@@ -332,7 +337,9 @@ def extract(
 
 
 def _check_finite(states: np.ndarray, layers: Sequence[int], language: str) -> None:
-    if np.isfinite(states).all():
+    # A float64 sum per layer is NaN/inf exactly when a value is (float32 values cannot overflow it),
+    # and needs no array-sized boolean temporary.
+    if np.isfinite(states.sum(axis=(1, 2), dtype=np.float64)).all():
         return
     bad_layers = [layers[i] for i in range(len(layers)) if not np.isfinite(states[i]).all()]
     raise ExtractionError(
