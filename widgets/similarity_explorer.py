@@ -124,7 +124,8 @@ class SimilarityExplorer(W.VBox):
             getattr(self, name).observe(self._on(name), "value")
         super().__init__([
             W.HBox([W.VBox([self.metric, self.layer]), self.pairs]),
-            W.HBox([self.figures["heatmap"], self.figures["curves"]]),
+            # side by side on a wide screen, one under the other on a narrow one (never clipped)
+            W.HBox([self.figures["heatmap"], self.figures["curves"]], layout=W.Layout(flex_flow="row wrap")),
             self.pair, self.figures["cross"],
             W.HBox([self.export_choice, self.export_bar]),
         ])
