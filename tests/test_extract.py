@@ -186,3 +186,18 @@ def test_absolute_positions_survive_left_padding(tiny_gpt2_model, corpus, backen
     lengths = {len(tiny_gpt2_model.tokenizer(s)["input_ids"]) for s in sub.sentences["zh"]}
     assert len(lengths) > 1  # the batches really are padded
     np.testing.assert_allclose(left.data, single.data, rtol=1e-4, atol=1e-5)
+
+
+def test_extract_texts_writes_into_out_and_checks_it(tiny_decoder, corpus):
+    import importlib
+
+    ex = importlib.import_module("xling_probe.extract")
+    texts = corpus.sentences["en"]
+    n = len(texts)
+    fresh, _ = ex.extract_texts(tiny_decoder, texts, [0, 1], batch_size=2)
+    target = np.zeros((2, 2, n, tiny_decoder.d_model), dtype=np.float32)
+    states, _ = ex.extract_texts(tiny_decoder, texts, [0, 1], batch_size=2, out=target[:, 1])
+    np.testing.assert_array_equal(target[:, 1], fresh)  # written into the given view, not a copy
+    assert states.base is target and not target[:, 0].any()
+    with pytest.raises(ExtractionError, match=rf"out must be a float32 array of shape \(2, {n}, "):
+        ex.extract_texts(tiny_decoder, texts, [0, 1], out=np.zeros((2, n + 1, tiny_decoder.d_model), dtype=np.float32))
