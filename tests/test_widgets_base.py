@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-import pytest
 
 from xling_probe.widgets._base import ExportBar, UpdateLog, figure_widget, json_safe, refresh
 
