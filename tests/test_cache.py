@@ -128,3 +128,67 @@ def test_unwritable_cache_falls_back_even_as_root(monkeypatch, tmp_path):
     with pytest.warns(UserWarning, match=r"not writable; using .* instead"):
         folder = cache_dir("activations")
     assert Path(folder).is_dir() and not str(folder).startswith(str(blocker))
+
+
+# ---------------------------------------------------------------------- damaged saved folders, waiting on a lock
+def saved_folder(tmp_path):
+    from xling_probe import Activations
+
+    acts = Activations(data=np.arange(2 * 2 * 3 * 4, dtype=np.float32).reshape(2, 2, 3, 4), layers=(0, 1),
+                       languages=("en", "de"), ids=("a", "b", "c"))
+    return acts, acts.save(tmp_path / "acts")
+
+
+def test_damaged_saved_folder_is_a_cache_error_naming_folder_and_file(tmp_path):
+    from xling_probe import Activations, CacheError
+    from xling_probe.errors import ExtractionError
+
+    acts, folder = saved_folder(tmp_path)
+    np.testing.assert_array_equal(Activations.load(folder).data, acts.data)
+    manifest = folder / "manifest.json"
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(text[: len(text) // 2], encoding="utf-8")  # truncated copy
+    with pytest.raises(CacheError) as err:
+        Activations.load(folder)
+    msg = str(err.value)
+    assert f"saved activations in {folder} are damaged: manifest.json is not valid JSON" in msg
+    assert "Re-run 'xling-probe extract" in msg
+    manifest.write_text(text, encoding="utf-8")
+    (folder / "activations.npy").unlink()
+    with pytest.raises(CacheError, match=r"activations in .*acts are incomplete: activations.npy cannot be read.*Re-run"):
+        Activations.load(folder)
+    with pytest.raises(ExtractionError, match="nowhere does not exist"):
+        Activations.load(tmp_path / "nowhere")
+
+
+def test_waiting_on_another_process_lock_is_announced(tmp_path, capsys):
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    from xling_probe.store import CacheEntry
+
+    entry = CacheEntry(tmp_path / "entry", {"k": 1})
+    with entry.lock():  # free: nothing is printed
+        pass
+    assert "waiting" not in capsys.readouterr().err
+    held, release = threading.Event(), threading.Event()
+
+    def other_process():
+        lock = FileLock(str(entry.folder) + ".lock")  # a second handle, as another process would hold
+        with lock:
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.3, release.set).start()
+    start = time.monotonic()
+    with entry.lock():
+        waited = time.monotonic() - start
+    thread.join()
+    err = capsys.readouterr().err
+    assert f"waiting for another process that is writing this cache entry ({entry.folder}) ..." in err
+    assert "the other process is done" in err and waited >= 0.25

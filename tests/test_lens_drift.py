@@ -197,3 +197,76 @@ def test_bad_inputs(tiny_decoder, tiny_encoder, words):
                                "zh": ["狗"] * 40})
     with pytest.raises(LensError, match="longer than the context of .* \\(128 tokens\\)"):
         language_drift(tiny_decoder, many, source="de", target="zh", shots=35, progress=False)
+
+
+# ------------------------------------------------------------------ recipe="wendler"
+def _demo_concepts(prompt: str, words, source: str) -> list[str]:
+    """The concepts of a prompt's demonstration lines, read back from their source words."""
+    lines = prompt.split("\n")[:-1]
+    by_word = {TINY_WORDS[source][k]: words.concepts[k] for k in range(len(words))}
+    return [by_word[line.split('"')[1]] for line in lines]
+
+
+def test_wendler_recipe_writes_k_minus_one_demonstrations_from_kept_items(tiny_decoder, words):
+    # de -> fr drops flower and cat (their fr and en token sets overlap), see test_drift_filters_are_reported
+    default = language_drift(tiny_decoder, words, source="de", target="fr", shots=4, n_boot=20, progress=False)
+    result = language_drift(tiny_decoder, words, source="de", target="fr", recipe="wendler", n_boot=20,
+                            progress=False)
+    dropped = set(result.dropped.concepts)
+    assert {"flower", "cat"} <= dropped and result.concepts == default.concepts
+    # their k = 5 counts the query: 4 demonstration lines + the open query line
+    assert all(len(p.split("\n")) == 5 for p in result.prompts)
+    assert result.meta["shots"] == 4 and result.meta["k"] == 5 and result.meta["recipe"] == "wendler"
+    assert result.meta["demonstrations_from"] == "kept" and result.meta["first_byte_languages"] == ["zh", "ru"]
+    demos = [_demo_concepts(p, words, "de") for p in result.prompts]
+    assert all(len(d) == 4 and not set(d) & dropped for d in demos)
+    assert all(c not in d for c, d in zip(result.concepts, demos))
+    # the default draws from every row with both words, dropped ones included
+    assert any(set(_demo_concepts(p, words, "de")) & dropped for p in default.prompts)
+    assert default.meta["recipe"] is None and default.meta["demonstrations_from"] == "usable rows"
+    assert default.meta["shots"] == 4 and default.meta["k"] == 5  # shots counts demonstrations only
+
+
+def test_wendler_recipe_adds_the_first_byte_token_for_zh(tiny_decoder, words):
+    tok = tiny_decoder.tokenizer
+    plain = build_item_sets(tok, words, ["de", "zh"], latent="en", target="zh")
+    always = build_item_sets(tok, words, ["de", "zh"], latent="en", target="zh", first_byte_languages=("zh", "ru"))
+    flower = words.concepts.index("flower")
+    first_byte = f"<0x{'花'.encode('utf-8')[0]:02X}>"  # <0xE8>
+    zh_plain = plain.sets["zh"][plain.kept.index(flower)]
+    zh_always = always.sets["zh"][always.kept.index(flower)]
+    assert first_byte not in zh_plain.tokens  # 花 is one token of the tiny vocabulary: no byte token by default
+    assert first_byte in zh_always.tokens and tok.convert_tokens_to_ids(first_byte) in zh_always.ids
+    assert set(zh_plain.ids) < set(zh_always.ids)
+    # German is not a first-byte language: its sets are unchanged
+    assert [always.sets["de"][always.kept.index(k)].ids for k in plain.kept] == [s.ids for s in plain.sets["de"]]
+    assert set(plain.kept) < set(always.kept)
+    # 面包 and 牛奶 have no token of their own but a first byte: kept by the recipe, dropped by default
+    result = language_drift(tiny_decoder, words, source="de", target="zh", recipe="wendler", n_boot=20, progress=False)
+    assert "bread" in result.concepts and "milk" in result.concepts
+    assert "empty token set in zh" not in result.dropped.counts()
+
+
+def test_wendler_recipe_refuses_contradicting_arguments(tiny_decoder, words):
+    from xling_probe.recipes import RecipeError
+
+    with pytest.raises(RecipeError, match="recipe='wendler' sets shots=4, but shots=5 was given"):
+        language_drift(tiny_decoder, words, source="de", target="fr", recipe="wendler", shots=5, progress=False)
+    with pytest.raises(LensError, match="sets single_token=False"):
+        language_drift(tiny_decoder, words, source="de", target="fr", recipe="wendler", single_token=True,
+                       progress=False)
+    with pytest.raises(LensError, match="unknown recipe 'llama'"):
+        language_drift(tiny_decoder, words, source="de", target="fr", recipe="llama", progress=False)
+
+
+def test_demonstrations_restricted_to_given_rows(words):
+    allowed = [0, 2, 4, 6]
+    prompts = build_prompts(words, source="fr", target="de", shots=3, seed=0, indices=[1, 2],
+                            demonstrations=allowed)
+    for p in prompts:
+        assert {words.concepts.index(c) for c in p.shots} <= set(allowed) and p.concept not in p.shots
+    # item 2 is among the allowed rows, so only 3 others remain for it
+    with pytest.raises(LensError, match="4 shots asked, but only 3 other items .* among the allowed"):
+        build_prompts(words, source="fr", target="de", shots=4, indices=[2], demonstrations=allowed)
+    outside = build_prompts(words, source="fr", target="de", shots=4, indices=[1], demonstrations=allowed)[0]
+    assert sorted(words.concepts.index(c) for c in outside.shots) == allowed  # item 1 is not allowed: 4 others

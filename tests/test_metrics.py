@@ -1,4 +1,4 @@
-"""Metric functions checked against their definitions (SCIENCE.md), written out here in numpy."""
+"""Metric functions checked against their definitions (docs/science.md, "Similarity measures"), written out here in numpy."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 import time
 
@@ -44,12 +45,120 @@ def test_missing_and_unknown_models_say_what_was_tried(tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError, match="no config.json"):
         load_model(str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match=r"tried it as a local folder, a \.gguf file and a Hugging Face hub id"):
+    with pytest.raises(ModelLoadError, match=r"'nobody-xyz/not-a-model-123' is not a local folder or \.gguf file, not "
+                                             r"in the local Hugging Face cache.*\(offline: HF_HUB_OFFLINE is set\)"):
         load_model("nobody-xyz/not-a-model-123")
     with pytest.raises(ModelLoadError, match="unknown backend"):
         load_model("x", backend="jax")
     with pytest.raises(ModelLoadError, match="unknown dtype"):
         load_model("x", dtype="float8")
+
+
+# ------------------------------------------------------------------ devices
+def test_devices_this_torch_cannot_use_are_refused_before_loading(monkeypatch):
+    from xling_probe.models import _resolve_device
+
+    assert _resolve_device("CPU") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ModelLoadError, match=rf"this torch build has no CUDA \(torch {re.escape(torch.__version__)}, CPU build\); "
+                                             "use --device cpu or install a CUDA build of torch"):
+        _resolve_device("cuda:0")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    with pytest.raises(ModelLoadError, match=r"no GPU is visible \(torch .* built for CUDA 12\.8\); check the driver"):
+        _resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ModelLoadError, match=r"'cuda:2' does not exist: this machine has 2 GPU\(s\), cuda:0 \.\.\. cuda:1"):
+        _resolve_device("cuda:2")
+    with pytest.raises(ModelLoadError, match="unknown device 'tpu0'; use cpu, cuda, cuda:N or mps"):
+        _resolve_device("tpu0")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ModelLoadError, match="MPS .* is not available here"):
+        load_model("x", device="mps")
+
+
+# ------------------------------------------------------------------ hub ids without network
+@pytest.fixture
+def hub(monkeypatch):
+    """No HF_HUB_OFFLINE, no proxy, and no real network: the probe and the cache lookup are recorded fakes."""
+    import xling_probe.models as models
+
+    for var in ("HF_HUB_OFFLINE", "HF_ENDPOINT", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    state = {"reachable": False, "cached": False, "probes": 0, "loaded": []}
+
+    def reachable(*_a, **_k):
+        state["probes"] += 1
+        return state["reachable"]
+
+    def load_hf(folder, dtype, tokenizer, *, local_files_only=False):
+        state["loaded"].append((folder, local_files_only))
+        raise ModelLoadError("stop after locating")
+
+    monkeypatch.setattr(models, "_hub_reachable", reachable)
+    monkeypatch.setattr(models, "_in_hf_cache", lambda repo: state["cached"])
+    monkeypatch.setattr(models, "_load_hf", load_hf)
+    return state
+
+
+def test_an_uncached_hub_id_without_network_fails_in_under_3_seconds(hub):
+    started = time.perf_counter()
+    with pytest.raises(ModelLoadError, match=r"'org/name' is not a local folder .* not in the local Hugging Face cache, "
+                                             r"and the hub cannot be reached \(offline: no connection to "
+                                             r"huggingface\.co:443\); pass a local folder \(--model path/to/folder "
+                                             r"with config\.json\) or a \.gguf file, or set HF_HOME"):
+        load_model("org/name", device="cpu")
+    assert time.perf_counter() - started < 3.0 and hub["probes"] == 1 and hub["loaded"] == []
+
+
+@pytest.mark.parametrize("cached, reachable, offline_env, local_only", [
+    (True, False, False, True),   # cached, no network: load from the cache without asking the hub
+    (True, True, False, False),   # cached, online: transformers may check for updates
+    (False, True, False, False),  # not cached, online: download as before
+    (True, False, True, True),    # HF_HUB_OFFLINE with the model cached
+])
+def test_hub_ids_that_can_be_loaded_go_on_with_the_right_mode(hub, monkeypatch, cached, reachable, offline_env,
+                                                               local_only):
+    hub.update(cached=cached, reachable=reachable)
+    if offline_env:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="stop after locating"):
+        load_model("org/name", device="cpu")
+    assert hub["loaded"] == [("org/name", local_only)]
+    assert hub["probes"] == (0 if offline_env else 1)
+
+
+def test_the_hub_probe_is_one_bounded_connect_to_the_hub_host(monkeypatch):
+    import socket
+
+    import xling_probe.models as models
+
+    for var in ("HF_ENDPOINT", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    calls = []
+
+    def refuse(address, timeout=None):
+        calls.append((address, timeout))
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert models._hub_reachable() is False
+    assert calls == [(("huggingface.co", 443), models.HUB_PROBE_TIMEOUT)] and models.HUB_PROBE_TIMEOUT <= 2.0
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example:8443")
+    models._hub_reachable()
+    assert calls[-1][0] == ("hf-mirror.example", 8443)
+
+    def hang(address, timeout=None):  # a DNS lookup that hangs: the socket timeout does not cover it
+        time.sleep(2)
+        raise OSError("name resolution timed out")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    started = time.perf_counter()
+    assert models._hub_reachable(timeout=0.2) is False and time.perf_counter() - started < 1.0
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # a direct connect says nothing behind a proxy
+    assert models._hub_reachable() is True
 
 
 def test_a_file_that_is_not_gguf_is_refused(tmp_path):

@@ -41,7 +41,7 @@ def test_variance_share_equals_the_construction():
 
 def test_report_on_shared_signal_plus_offsets():
     acts, shared, offsets = synthetic(n=60, d=12, n_layers=3)
-    report = neutrality(acts, split=20, seed=1, progress=False)
+    report = neutrality(acts, split=20, seed=1, probe="logistic", progress=False)
     held = [acts.ids.index(s) for s in report.heldout_ids]
     assert report.conditions == ("raw", "centered")
     # raw: the language offsets are there and the probe reads them perfectly
@@ -118,11 +118,11 @@ def test_pivot_pairs_and_tidy_table():
     listed = neutrality(acts, split=10, pairs=[("zho", "eng"), ("ar", "de")], progress=False)
     assert listed.pairs == (("zh", "en"), ("ar", "de"))
     df = report.to_dataframe()
-    assert len(df) == 2 * 2 * (3 * 2 + 3)
+    assert len(df) == 2 * 2 * (3 * 2 + 3 + 2)
     row = df[(df.condition == "raw") & (df.layer == 1) & (df.lang_a == "zh") & (df.lang_b == "ar")
-             & (df.direction == "b->a")]
+             & (df.direction == "backward")]
     assert row.value.item() == report.retrieval[0, 1, 2, 1]
-    means = df[df.metric == "p_at_1_mean"].value.to_numpy().reshape(2, 2)
+    means = df[(df.metric == "p_at_1_mean") & (df.direction == "both")].value.to_numpy().reshape(2, 2)
     np.testing.assert_allclose(means, report.retrieval.mean(axis=(2, 3)))
     ds = report.to_xarray()
     assert float(ds.language_id.sel(condition="centered", layer=0)) == report.language_id[1, 0]
@@ -159,11 +159,11 @@ def test_linear_probe_is_at_chance_once_language_means_coincide_knn_is_not():
     acts = Activations(np.concatenate([train, test], axis=1)[None].astype(np.float32), layers=(0,),
                        languages=("en", "de", "zh"), ids=[str(i) for i in range(210)])
     split = (acts.ids[:150], acts.ids[150:])
-    linear = neutrality(acts, split=split, progress=False)
+    linear = neutrality(acts, split=split, probe="logistic", progress=False)
     assert linear.language_id[1, 0] == pytest.approx(1 / 3, abs=0.02)
-    knn = neutrality(acts, split=split, probe="knn", progress=False)
+    knn = neutrality(acts, split=split, progress=False)  # the default probe
     assert knn.language_id[1, 0] > 0.9
-    assert knn.settings["probe"]["k"] == 5
+    assert knn.settings["probe"]["k"] == 5 and knn.settings["probe"]["name"] == "knn" and knn.probe == "knn"
 
 
 def test_knn_probe_by_definition():
@@ -249,6 +249,132 @@ def test_cli_runs_a_model_on_a_corpus(tmp_path, tiny_decoder_dir):
     assert payload["languages"] == ["en", "de", "zh"] and payload["settings"]["probe"]["k"] == 5
     # the tidy table and the summary agree on the centered mean P@1
     tidy = pd.read_csv(out / "neutrality.csv")
-    centered = tidy[(tidy.condition == "centered") & (tidy.metric == "p_at_1_mean")].value.to_numpy()
+    centered = tidy[(tidy.condition == "centered") & (tidy.metric == "p_at_1_mean")
+                    & (tidy.direction == "both")].value.to_numpy()
     np.testing.assert_allclose(centered, summary.p_at_1_centered.to_numpy())
     assert main(["neutrality", "--acts", str(tmp_path), "--model", "x", "--out", str(tmp_path / "o3")]) == 2
+
+
+# ------------------------------------------------------------------ values fixed by construction
+@pytest.mark.parametrize("n_lang,n,d", [(2, 30, 8), (3, 24, 40), (5, 16, 64)])
+def test_linear_probe_after_centering_or_projection_is_chance_by_construction(n_lang, n, d):
+    """Random data with language offsets: after fit-centering (and after the affine projection,
+    fitted on the same split) every class mean coincides on the fit split, so the logistic probe's
+    held-out accuracy is exactly 1 / n_lang, seed after seed, and the report says so; k-NN is not flagged."""
+    langs = ("en", "de", "zh", "ar", "ru")[:n_lang]
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        data = rng.normal(size=(1, n_lang, n, d)) + 3 * rng.normal(size=(1, n_lang, 1, d))
+        acts = Activations(data.astype(np.float32), layers=(0,), languages=langs, ids=[f"s{i}" for i in range(n)])
+        for projection in ("lstsq", "procrustes"):
+            report = neutrality(acts, split=0.5, seed=seed, probe="logistic", projection=projection, progress=False)
+            assert report.language_id[0, 0] > 0.9  # raw: the offsets are plain to see
+            assert report.language_id[1, 0] == 1 / n_lang  # centered: exactly chance
+            assert report.language_id[2, 0] == 1 / n_lang  # projected: exactly chance
+            assert set(report.by_construction) == {("language_id", "centered"), ("language_id", "projected")}
+            for cond in ("centered", "projected"):
+                fixed = report.fixed("language_id", cond)
+                assert fixed.label == "chance by construction" and fixed.value == 1 / n_lang
+                assert "same mean" in fixed.why or "equal class means" in fixed.why
+            assert report.fixed("language_id", "raw") is None and report.fixed("variance_share", "centered") is None
+    knn = neutrality(acts, split=0.5, projection="lstsq", progress=False)
+    assert knn.probe == "knn" and knn.by_construction == {}
+
+
+def test_variance_share_is_zero_by_construction_only_for_self_centering():
+    acts, _, _ = synthetic(n=40, d=8, noise=0.7)
+    own = neutrality(acts, split=0.5, centering="self", progress=False)
+    np.testing.assert_allclose(own.variance_share[1], 0.0, atol=1e-10)
+    assert own.fixed("variance_share", "centered").label == "0 by construction"
+    assert own.fixed("language_id", "centered") is None  # the k-NN probe measures
+    # fit-split means applied to the held-out split leave some language variance: a measurement
+    fit = neutrality(acts, split=0.5, centering="fit", progress=False)
+    assert np.all(fit.variance_share[1] > 1e-4) and fit.fixed("variance_share", "centered") is None
+    with pytest.raises(MetricError, match="unknown quantity"):
+        fit.fixed("language", "centered")
+
+
+def test_every_table_labels_the_values_fixed_by_construction():
+    acts, _, _ = synthetic(n=30, d=6, noise=0.5)
+    report = neutrality(acts, split=10, probe="logistic", centering="self", progress=False)
+    summary = report.summary()
+    assert set(summary.fixed_by_construction) == {"language_id_centered; variance_share_centered"}
+    assert set(summary.probe) == {"logistic"}
+    tidy = report.to_dataframe()
+    flagged = tidy[tidy.fixed_by_construction]
+    assert set(zip(flagged.condition, flagged.metric)) == {("centered", "language_id_accuracy"),
+                                                           ("centered", "language_variance_share")}
+    assert flagged.why.str.contains("docs/science.md").all() and tidy[~tidy.fixed_by_construction].why.isna().all()
+    text = str(report)
+    assert "language_id_centered: chance by construction (0.250)" in text
+    assert "variance_share_centered: 0 by construction" in text
+    assert text.count("†") == 2 * 2 + 2  # two flagged columns x two layers, plus two footnotes
+    payload = report.to_dict()
+    json.dumps(payload)
+    assert {(f["column"], f["label"]) for f in payload["by_construction"]} == {
+        ("language_id_centered", "chance by construction"), ("variance_share_centered", "0 by construction")}
+    assert report.to_xarray().attrs["fixed_language_id_centered"] == "chance by construction"
+    # a k-NN report with fit-centering has nothing fixed: no column, no mark
+    plain = neutrality(acts, split=10, progress=False)
+    assert set(plain.summary().fixed_by_construction) == {""} and "†" not in str(plain)
+
+
+def test_figure_greys_out_values_fixed_by_construction():
+    from xling_probe.plots import neutrality_curves
+
+    acts, _, _ = synthetic(n=30, d=6, noise=0.5)
+    report = neutrality(acts, split=10, probe="logistic", progress=False)
+    fig = neutrality_curves(report)
+    (fixed,) = [t for t in fig.data if t.name == "centered: chance by construction"]
+    assert fixed.xaxis == "x2" and fixed.line.dash == "dot" and fixed.line.color == "#9a9a9a"
+    np.testing.assert_allclose(fixed.y, report.language_id[1])
+    assert not [t for t in fig.data if t.name == "centered" and t.xaxis == "x2"]  # not drawn as a finding
+    notes = [a.text for a in fig.layout.annotations]
+    assert "centered: chance by construction" in notes and "chance 1/4" in notes
+    assert fig.layout.yaxis2.title.text and fig.layout.yaxis.title.text and fig.layout.yaxis3.title.text
+    # the figure title sits in the top margin, above the subplot titles (no collision)
+    assert fig.layout.title.yref == "container" and fig.layout.title.yanchor == "top" and fig.layout.margin.t >= 100
+    knn = neutrality_curves(neutrality(acts, split=10, progress=False))
+    assert [t for t in knn.data if t.name == "centered" and t.xaxis == "x2"]
+    assert not [t for t in knn.data if "by construction" in (t.name or "")]
+
+
+# ------------------------------------------------------------------ retrieval direction
+def test_retrieval_summaries_by_direction_match_the_definition():
+    rng = np.random.default_rng(4)
+    n, d = 24, 5
+    meaning = rng.normal(size=(n, d))
+    # de is a noisy copy of en, zh a noisier one with a few hub rows: a -> b and b -> a differ
+    data = np.stack([meaning, meaning + 0.8 * rng.normal(size=(n, d)), meaning + 1.5 * rng.normal(size=(n, d))])
+    data[2, :3] *= 6.0
+    acts = Activations(data[None].astype(np.float32), layers=(0,), languages=("en", "de", "zh"),
+                       ids=[f"s{i}" for i in range(n)])
+    report = neutrality(acts, split=12, progress=False)
+    held = acts.sel(ids=report.heldout_ids)
+    fwd, bwd = zip(*(reference_p_at_1(held.get(0, a), held.get(0, b)) for a, b in report.pairs))
+    assert np.mean(fwd) != np.mean(bwd)
+    expected = {"forward": np.mean(fwd), "backward": np.mean(bwd), "both": np.mean(fwd + bwd)}
+    tidy = report.to_dataframe()
+    for direction, value in expected.items():
+        summary = report.summary(direction=direction)
+        assert summary.direction.tolist() == [direction] and summary.p_at_1_raw.item() == pytest.approx(value)
+        assert report.value("retrieval", "raw", 0, direction=direction) == pytest.approx(value)
+        row = tidy[(tidy.condition == "raw") & (tidy.metric == "p_at_1_mean") & (tidy.direction == direction)]
+        assert row.value.item() == pytest.approx(value)
+    assert report.summary().p_at_1_raw.item() == pytest.approx(expected["both"])
+    assert set(tidy[tidy.metric == "language_id_accuracy"].direction) == {"symmetric"}
+    with pytest.raises(MetricError, match="direction must be one of"):
+        report.summary(direction="a->b")
+
+
+def test_report_caption_describes_the_default_figure():
+    """The caption names what is plotted (k-NN probe, both directions) and which values are fixed by
+    construction; it claims no drop for a value that cannot do anything else."""
+    from xling_probe.report_html import TEXTS
+
+    text = TEXTS["neutrality"]
+    assert "should drop" not in text and "by construction" in text and "k-NN" in text
+    assert "both directions" in text and "linear probe after centering is at chance" in text
+    acts, _, _ = synthetic(n=30, d=6, noise=0.5)
+    default = neutrality(acts, 0.5, progress=False)  # what the report runs
+    assert default.probe == "knn" and default.settings["centering"] == "fit" and default.by_construction == {}

@@ -16,8 +16,8 @@ LANGUAGES = ["en", "zh", "ar", "de", "ru", "ja"]
 def test_centering_gains_on_held_out_pud(real_model, capsys):
     corpus = load_corpus(need_shared(PUD)).select_languages(LANGUAGES).head(160)
     acts = extract(real_model, corpus, progress=False)
-    report = neutrality(acts, split=100, seed=0, progress=False)
-    knn = neutrality(acts, split=100, seed=0, probe="knn", progress=False)
+    report = neutrality(acts, split=100, seed=0, probe="logistic", progress=False)
+    knn = neutrality(acts, split=100, seed=0, progress=False)  # the default probe
     with capsys.disabled():
         print(f"\nlanguage neutrality, Gemma 3 270M, PUD {LANGUAGES}, fit {len(report.fit_ids)} / "
               f"held-out {len(report.heldout_ids)} sentences (mean pooling, BOS excluded)")
@@ -26,7 +26,7 @@ def test_centering_gains_on_held_out_pud(real_model, capsys):
         print(np.round(knn.language_id, 3))
     assert len(report.heldout_ids) == 100 and set(report.fit_ids).isdisjoint(report.heldout_ids)
     raw, centered = report.retrieval_mean
-    # SCIENCE.md: raw P@1 peaks in the middle layers and collapses at the last layer...
+    # docs/science.md, "Layer profiles": raw P@1 peaks in the middle layers and collapses at the last layer...
     assert raw.argmax() not in (0, len(raw) - 1)
     assert raw.max() - raw[-1] > 0.3
     # ...while centering (means from the fit split) keeps the last layer well aligned

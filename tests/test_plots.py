@@ -293,3 +293,50 @@ def test_lens_heatmap_escapes_control_characters():
     fig = lens_heatmap(table)
     assert fig.data[0].text[0][0] == "\\x01" and list(fig.layout.xaxis.ticktext) == ["\\x01"]
     assert "\x01" not in fig.data[0].customdata[0][0]
+
+
+def test_mexa_and_anc_curves_hold_the_values_and_the_null(acts):
+    res = similarity(acts, metrics=["mexa", "anc"], null_permutations=5, bootstrap=10, progress=False)
+    for metric, label in (("mexa", "MEXA alignment"), ("anc", "ANC (signed)")):
+        fig = similarity_curves(res, metric, pairs=[("en", "fr"), ("en", "zh")], null=True)
+        assert fig.layout.yaxis.title.text == label
+        (line,) = [t for t in fig.data if t.name == "en–zh"]
+        np.testing.assert_allclose(line.y, res.curve(metric, "en", "zh"))
+        _, nhi, nlo = _band(fig, "null")
+        mi = res.metrics.index(metric)
+        np.testing.assert_allclose(nlo, np.minimum(res.null_mean[mi, :, 0, 1], res.null_mean[mi, :, 0, 2]))
+        np.testing.assert_allclose(nhi, np.maximum(res.null_max[mi, :, 0, 1], res.null_max[mi, :, 0, 2]))
+
+
+def _long_table(n_t: int = 40, n_l: int = 19):
+    vocab = {0: "▁internationalisation", 1: "猫", 2: " x"}
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 3, size=(n_l, n_t, 2))
+    probs = np.sort(rng.uniform(size=(n_l, n_t, 2)), axis=-1)[..., ::-1]
+    return PositionTable(model="m", prompt="x", layers=tuple(range(n_l)), input_ids=(0,) * n_t,
+                         input_tokens=tuple(vocab[i % 3] for i in range(n_t)), top_ids=ids, top_probs=probs,
+                         entropy_bits=np.ones((n_l, n_t)), kl_to_final_bits=np.zeros((n_l, n_t)), vocab_text=vocab)
+
+
+def test_lens_heatmap_fits_the_page_column():
+    from xling_probe.plots.heatmaps import COLUMN_PX
+
+    fig = lens_heatmap(_long_table())
+    lay = fig.layout
+    assert lay.width <= COLUMN_PX <= 1100  # old: 60 px per position, 2400 px for 40 tokens
+    cell_px = (lay.width - lay.margin.l - lay.margin.r) / 40
+    assert max(len(t) for t in lay.xaxis.ticktext) <= 8 and lay.xaxis.ticktext[0] == "▁intern…"
+    assert all(len(c) <= max(1, int(cell_px // 6.5)) for row in fig.data[0].text for c in row)
+    assert lay.xaxis.tickangle in (-45, -90) and lay.xaxis.automargin and lay.xaxis.title.standoff >= 10
+    # the slanted labels (8 chars) fit the bottom margin, the colorbar sits in the right margin
+    assert lay.margin.b >= 8 * 6.5 * abs(np.sin(np.radians(lay.xaxis.tickangle))) + 40
+    cb = fig.data[0].colorbar
+    assert cb.x >= 1.0 and cb.xanchor == "left" and lay.margin.r >= cb.thickness + 60
+    table = _long_table()
+    assert fig.data[0].customdata[0][0].startswith(f"1. {table.top_tokens[0, 0, 0]!r}")  # the hover keeps it whole
+    short = lens_heatmap(_long_table(n_t=5))
+    assert short.layout.xaxis.tickangle == 0 and short.layout.width <= COLUMN_PX
+
+
+def test_latent_language_title_counts_items():
+    assert latent_language(_drift()).layout.title.text == "Latent language: fr → zh (translation, 6 items)"

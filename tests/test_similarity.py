@@ -210,7 +210,51 @@ def test_layer_mean_peaks_and_first_align_then_predict_profile(result):
     flat = similarity(make_acts(noise=(0.3, 0.6, 1.0, 2.0)), metrics="anc", null_permutations=0, bootstrap=0,
                       progress=False).profile()
     assert not flat.loc[flat.lang_a == "mean", "first_align_then_predict"].item()  # falls from the start
-    assert "anc:" in result.summary() and "*" in result.summary()
+    assert "anc (symmetric):" in result.summary() and "*" in result.summary()
+    assert "p@1 (both directions):" in result.summary()
+
+
+def test_direction_choice_of_the_summaries_matches_a_direct_computation(acts, result):
+    """forward = a -> b as the pair is written (a queries), backward = b -> a, both = their mean;
+    symmetric metrics ignore the choice and say so."""
+    fwd = np.array([[retrieval_precision(x64(acts, layer, a), x64(acts, layer, b))[0] for a, b in result.pairs]
+                    for layer in acts.layers])  # [layer, pair]
+    bwd = np.array([[retrieval_precision(x64(acts, layer, a), x64(acts, layer, b))[1] for a, b in result.pairs]
+                    for layer in acts.layers])
+    assert np.abs(fwd.mean(1) - bwd.mean(1)).max() > 0.01  # the two directions differ on these data
+    expected = {"forward": fwd.mean(1), "backward": bwd.mean(1), "both": (fwd.mean(1) + bwd.mean(1)) / 2}
+    cka = result.layer_mean().query("metric == 'cka'")
+    for direction, curve in expected.items():
+        lm = result.layer_mean(direction)
+        p1 = lm[lm.metric == "p@1"]
+        np.testing.assert_allclose(p1["mean"].to_numpy(), curve, atol=1e-12)
+        assert set(p1.direction) == {direction} and p1.n_pairs.tolist() == [12 if direction == "both" else 6] * 4
+        other = lm[lm.metric == "cka"]
+        assert set(other.direction) == {"symmetric"}
+        np.testing.assert_array_equal(other["mean"].to_numpy(), cka["mean"].to_numpy())
+        prof = result.profile(direction=direction)
+        row = prof[(prof.metric == "p@1") & (prof.lang_a == "mean")].iloc[0]
+        k = int(np.argmax(curve))
+        assert row.direction == direction and row.peak_layer == acts.layers[k]
+        assert row.peak_value == pytest.approx(curve[k]) and row.first == pytest.approx(curve[0])
+        pair_rows = prof[(prof.metric == "p@1") & (prof.lang_a != "mean")]
+        assert len(pair_rows) == 6 and set(pair_rows.direction) == {direction}
+        per_pair = {"forward": fwd, "backward": bwd, "both": (fwd + bwd) / 2}[direction]
+        for pi, (a, b) in enumerate(result.pairs):
+            la, lb = (b, a) if direction == "backward" else (a, b)
+            r = pair_rows[(pair_rows.lang_a == la) & (pair_rows.lang_b == lb)].iloc[0]
+            assert r["last"] == pytest.approx(per_pair[-1, pi]) and r["first"] == pytest.approx(per_pair[0, pi])
+        assert set(prof.loc[prof.metric == "cka", "direction"]) == {"symmetric"}
+        text = result.summary(direction)
+        name = {"both": "both directions", "forward": "forward, a->b", "backward": "backward, b->a"}[direction]
+        assert f"p@1 ({name}): L0:{curve[0]:.3f}" in text and "cka (symmetric):" in text
+    tidy = result.to_dataframe()
+    assert set(tidy.loc[tidy.metric == "p@1", "direction"]) == {"forward", "backward"}
+    a, b = result.pairs[0]
+    assert tidy.query("metric == 'p@1' and lang_a == @a and lang_b == @b").direction.unique().tolist() == ["forward"]
+    assert set(result.peak_layers().query("metric == 'anc'").direction) == {"symmetric"}
+    with pytest.raises(MetricError, match="direction must be one of"):
+        result.layer_mean("a->b")
 
 
 # ------------------------------------------------------------------ layer x layer
@@ -298,7 +342,7 @@ def test_cli_on_a_saved_activation_folder_writes_csv_and_json(acts, tmp_path, ca
     assert payload["pairs"] == [["en", "de"], ["en", "zh"]] and payload["settings"]["null_permutations"] == 5
     assert len(payload["values"]) == len(table)
     assert len(payload["cross_layer"]["pairs"]["en-de"]["matrix"]) == 4
-    assert "cka:" in capsys.readouterr().out
+    assert "cka (symmetric):" in capsys.readouterr().out
 
 
 def test_cli_bad_metric_is_a_clear_error(acts, tmp_path, capsys):

@@ -63,7 +63,7 @@ def test_real_model_first_align_then_predict(pud_result):
     _, result, _ = pud_result
     prof = result.profile().query("lang_a == 'mean'").set_index("metric")
     p1 = prof.loc["p@1"]
-    # retrieval peaks high in the middle layers and falls in the last ones (SCIENCE.md: ~0.8 -> ~0.2)
+    # retrieval peaks high in the middle layers and falls in the last ones (docs/science.md, "Layer profiles": ~0.8 -> ~0.2)
     assert 0.2 < p1["peak_position"] < 0.9 and p1["peak_value"] > 0.7
     assert p1["drop"] > 0.3 and p1["first_align_then_predict"]
     assert prof.loc["mexa", "first_align_then_predict"]

@@ -1,6 +1,6 @@
 """Labeled sentence activations: layer x language x sentence x hidden.
 
-Layer labels follow the residual-stream convention of SCIENCE.md: for a model with L blocks
+Layer labels follow the residual-stream convention of docs/science.md ("Layer indexing"): for a model with L blocks
 there are L + 1 states; index 0 is the embedding output (the input to block 0) and index l is
 the output of block l - 1 (the residual stream after block l - 1). No final norm is applied.
 """
@@ -141,6 +141,8 @@ class Activations:
         if ids is not None:
             pos = {s: i for i, s in enumerate(self.ids)}
             wanted = [str(x) for x in ids]
+            if not wanted:
+                raise ExtractionError("ids= selects no sentence; pass at least one id, or ids=None for all")
             missing = [s for s in wanted if s not in pos]
             if missing:
                 raise ExtractionError(f"sentence ids not in these activations: {missing[:10]}")
@@ -203,7 +205,12 @@ class Activations:
 
     @classmethod
     def load(cls, folder: str | Path) -> Activations:
-        """Read a folder written by :meth:`save` or ``xling-probe extract``."""
+        """Read a folder written by :meth:`save` or ``xling-probe extract``.
+
+        Raises :class:`~xling_probe.errors.CacheError` (naming the folder and the file) when the
+        folder is damaged: ``manifest.json`` truncated or invalid, ``activations.npy`` missing or
+        not matching the manifest's checksum; :class:`ExtractionError` when it is not such a folder.
+        """
         from .store import read_activations
 
         return read_activations(Path(folder))

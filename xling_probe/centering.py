@@ -1,6 +1,6 @@
 """Language centering and explicit linear projections between languages.
 
-Definitions (Libovicky, Rosa & Fraser 2020; see SCIENCE.md, "Language neutrality"):
+Definitions (Libovicky, Rosa & Fraser 2020; see docs/science.md, "Language neutrality"):
 
 - Centering: subtract the per-language mean vector (estimated per layer) from each
   representation. Estimate the means on a fit split, evaluate on a held-out split (the paper also
@@ -23,6 +23,7 @@ import numpy as np
 
 from .activations import Activations
 from .errors import MetricError, NotFittedError
+from .linalg import orthogonal_procrustes, ridge_solve, robust_lstsq
 
 PROJECTION_METHODS = ("lstsq", "procrustes")
 
@@ -160,26 +161,22 @@ def fit_linear_map(
     fewer pairs than dimensions). ``procrustes``: orthogonal Procrustes with translation,
     ``W = U V^T`` from the SVD ``U S V^T`` of ``(x - mean x)^T (y - mean y)``, the orthogonal
     ``W`` closest to mapping the centred ``x`` onto the centred ``y``; ``b = mean y - mean x W``.
-    Computed in float64.
+    With fewer pairs than dimensions that ``W`` is not unique: the one closest to the identity is
+    returned (the identity on directions orthogonal to every centred x and y row). Computed in
+    float64 through :mod:`xling_probe.linalg` (SVD driver fallback, N-side formulation when N < D).
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     mx, my = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - mx, y - my
     if method == "lstsq":
-        if alpha > 0:
-            gram = xc.T @ xc
-            gram[np.diag_indices_from(gram)] += alpha
-            coef = np.linalg.solve(gram, xc.T @ yc)
-        else:
-            coef = np.linalg.lstsq(xc, yc, rcond=None)[0]
+        coef = ridge_solve(xc, yc, alpha) if alpha > 0 else robust_lstsq(xc, yc)
     elif method == "procrustes":
         if x.shape[1] != y.shape[1]:
             raise MetricError(
                 f"Procrustes needs the same width on both sides, got {x.shape[1]} and {y.shape[1]}; use 'lstsq'"
             )
-        u, _, vt = np.linalg.svd(xc.T @ yc, full_matrices=False)
-        coef = u @ vt
+        coef = orthogonal_procrustes(xc, yc)
     else:
         raise MetricError(f"unknown projection method {method!r}; choose one of {PROJECTION_METHODS}")
     return coef, my - mx @ coef
@@ -240,7 +237,8 @@ class LinearProjection:
     alpha:
         ridge penalty for ``lstsq`` (0 = plain least squares). With fewer fit pairs than hidden
         dimensions plain least squares interpolates the fit pairs (minimum-norm solution) and
-        Procrustes is free on the directions the pairs do not span: use more pairs or ``alpha > 0``.
+        Procrustes is free on the directions the pairs do not span (the map closest to the identity
+        is returned, see :func:`fit_linear_map`): use more pairs or ``alpha > 0``.
 
     Fitted attributes
     -----------------

@@ -16,8 +16,19 @@ from . import __version__, commands
 from .errors import XlingProbeError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``xling-probe extract: error: argument --limit: ...; see --help``.
+
+    The default prints the full usage block first, which buries the one line that matters. Sub-command
+    parsers inherit the class (``add_subparsers`` uses the parent's type). Exit status stays 2.
+    """
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xling-probe",
         description="Cross-lingual interpretability of language models: where do languages meet inside a model?",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -8,20 +8,21 @@ Hugging Face ``datasets`` objects (wide: one column per language; long: FLORES+ 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
+import io
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .corpus_codes import AUTO, CONVENTIONS, CodeReading, check_conventions, detect_convention
+from .corpus_io import ID_KEY, dataframe_table, decode_file, hf_table, jsonl_table, tsv_table
 from .errors import CorpusError, LanguageCodeError
-from .languages import normalize_code, resolve
+from .languages import language_name, normalize_code, read_code, resolve
 
 #: Column names that are metadata, not languages, when a table is read without ``languages=``.
 METADATA_COLUMNS = frozenset({"orig_lang", "source", "domain", "topic", "url", "split", "note", "notes", "concept"})
@@ -57,6 +58,8 @@ class ParallelCorpus:
                 dups.append(i)
         if dups:
             raise CorpusError(f"duplicate sentence ids: {_preview(dups)}. Every id must be unique.")
+        if not ids:
+            raise CorpusError("the corpus has no sentences (0 ids); a corpus needs at least one row of translations")
         if not self.sentences:
             raise CorpusError("the corpus has no language columns")
         problems = []
@@ -88,23 +91,38 @@ class ParallelCorpus:
         *,
         on_missing: str = "error",
         meta: dict[str, Any] | None = None,
+        conventions: str | None = AUTO,
     ) -> ParallelCorpus:
-        """Build from ``{language label: sentences}``; labels are normalised to canonical codes."""
+        """Build from ``{language label: sentences}``; labels are normalised to canonical codes.
+
+        ``conventions`` says how corpus-specific codes are read (see
+        :func:`xling_probe.languages.normalize_code`): ``"auto"`` detects the corpus from the labels
+        (``es-LA`` -> TICO-19), ``"tico19"``/``"flores"``/``"udhr"`` name it, ``None`` reads every
+        label literally. How each label was read is in :meth:`code_readings`; a convention table
+        entry that was used is also reported in one warning. Two labels that read as the same
+        language (``fr`` and ``fra``) are an error.
+        """
         if on_missing not in ("error", "drop"):
             raise CorpusError(f"on_missing must be 'error' or 'drop', got {on_missing!r}")
+        conventions = check_conventions(conventions)
+        if conventions == AUTO:
+            conventions = detect_convention(columns) or AUTO
         canon: dict[str, str] = {}
+        readings: dict[str, CodeReading] = {}
         unknown = []
         for label in columns:
             try:
-                code = normalize_code(str(label))
+                reading = read_code(str(label), conventions)
             except LanguageCodeError:
                 unknown.append(label)
                 continue
+            code = reading.code
             if code in canon:
                 raise CorpusError(
                     f"columns {canon[code]!r} and {label!r} are the same language ({code}); keep one of them"
                 )
             canon[code] = str(label)
+            readings[str(label)] = reading
         if unknown:
             raise LanguageCodeError(
                 f"unknown language code(s) in the column names: {', '.join(map(repr, unknown))}. "
@@ -112,19 +130,30 @@ class ParallelCorpus:
                 "or ignore_columns=[...] for columns that are not languages."
             )
         ids = [str(i) for i in ids]
+        if not ids:
+            raise CorpusError("the corpus has no sentences (0 ids); a corpus needs at least one row of translations")
         sentences = {code: [_cell(v) for v in columns[label]] for code, label in canon.items()}
         if on_missing == "drop":
             keep = [k for k in range(len(ids)) if all(sentences[c][k] for c in sentences)]
             dropped = [ids[k] for k in range(len(ids)) if k not in set(keep)]
+            if not keep:
+                raise CorpusError(
+                    f"no sentences left: all {len(ids)} ids lack a translation in at least one language; "
+                    "choose fewer languages with languages=[...]"
+                )
             if dropped:
                 warnings.warn(f"dropped {len(dropped)} ids with a missing translation: {_preview(dropped)}", stacklevel=3)
             ids = [ids[k] for k in keep]
             sentences = {c: [s[k] for k in keep] for c, s in sentences.items()}
+        _warn_notes(readings.values())
+        meta = dict(meta or {})
+        meta["conventions"] = conventions
+        meta["code_readings"] = {lbl: asdict(r) for lbl, r in readings.items()}
         return cls(
             ids=tuple(ids),
             sentences={c: tuple(s) for c, s in sentences.items()},
             labels={c: lbl for c, lbl in canon.items()},
-            meta=dict(meta or {}),
+            meta=meta,
         )
 
     @classmethod
@@ -136,38 +165,19 @@ class ParallelCorpus:
         languages: Iterable[str] | None = None,
         ignore_columns: Iterable[str] | None = None,
         on_missing: str = "error",
+        encoding: str = "utf-8",
+        conventions: str | None = AUTO,
     ) -> ParallelCorpus:
         """Read a tab-separated file: header row = ``id`` then language codes; no quoting.
 
         Sentences may contain ``"``: the file is read with ``csv.QUOTE_NONE``. A row with the wrong
-        number of fields is an error that names its line numbers.
+        number of fields is an error that names its line numbers; so is a byte that is not valid
+        in ``encoding`` (a leading UTF-8 byte-order mark is dropped). A header without rows is an
+        error, not an empty corpus. ``conventions``: see :meth:`from_columns`.
         """
         path = _existing(path)
-        with path.open(encoding="utf-8", newline="") as fh:
-            rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
-        rows = [r for r in rows if r and any(c.strip() for c in r)]
-        if not rows:
-            raise CorpusError(f"{path} is empty")
-        header, body = rows[0], rows[1:]
-        bad = [(k + 2, len(r)) for k, r in enumerate(body) if len(r) != len(header)]
-        if bad:
-            detail = ", ".join(f"line {ln} has {n}" for ln, n in bad[:10])
-            raise CorpusError(
-                f"{path}: rows must have {len(header)} tab-separated fields like the header; {detail}"
-                + (f" ({len(bad)} bad rows)" if len(bad) > 10 else "")
-                + ". Check for tabs inside sentences or missing cells."
-            )
-        if id_column not in header:
-            raise CorpusError(f"{path}: no {id_column!r} column; the header is: {', '.join(header)}")
-        id_at = header.index(id_column)  # the first 'id' column holds ids; a later one is Indonesian
-        table = {"\x00ids": [r[id_at] for r in body]}
-        for j, name in enumerate(header):
-            if j == id_at:
-                continue
-            if name in table:
-                raise CorpusError(f"{path}: the header names column {name!r} twice")
-            table[name] = [r[j] for r in body]
-        return cls._from_table(table, "\x00ids", languages, ignore_columns, on_missing, {"source": str(path)})
+        table = tsv_table(path, id_column, encoding)
+        return cls._from_table(table, languages, ignore_columns, on_missing, {"source": str(path)}, conventions)
 
     @classmethod
     def from_jsonl(
@@ -178,38 +188,17 @@ class ParallelCorpus:
         languages: Iterable[str] | None = None,
         ignore_columns: Iterable[str] | None = None,
         on_missing: str = "error",
+        encoding: str = "utf-8",
+        conventions: str | None = AUTO,
     ) -> ParallelCorpus:
         """Read JSON lines: one object per sentence, ``{"id": ..., "en": ..., "fr": ...}``.
 
-        A nested ``{"id": ..., "translations": {"en": ...}}`` form is accepted too.
+        A nested ``{"id": ..., "translations": {"en": ...}}`` form is accepted too. A key that
+        appears twice in one object is an error (JSON would keep the last one silently).
         """
         path = _existing(path)
-        records = []
-        with path.open(encoding="utf-8") as fh:
-            for ln, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CorpusError(f"{path} line {ln} is not valid JSON: {exc}") from None
-                if not isinstance(rec, dict):
-                    raise CorpusError(f"{path} line {ln} must be a JSON object, got {type(rec).__name__}")
-                if id_column not in rec:
-                    raise CorpusError(f"{path} line {ln} has no {id_column!r} field")
-                sid = rec[id_column]
-                # nested form: the translations may use 'id' for Indonesian
-                cols = rec["translations"] if isinstance(rec.get("translations"), dict) else {
-                    k: v for k, v in rec.items() if k != id_column}
-                records.append((sid, cols))
-        if not records:
-            raise CorpusError(f"{path} has no records")
-        names: list[str] = []
-        for _, cols in records:
-            names.extend(k for k in cols if k not in names)
-        table = {"\x00ids": [sid for sid, _ in records]}
-        table.update({name: [cols.get(name) for _, cols in records] for name in names})
-        return cls._from_table(table, "\x00ids", languages, ignore_columns, on_missing, {"source": str(path)})
+        table = jsonl_table(path, id_column, encoding)
+        return cls._from_table(table, languages, ignore_columns, on_missing, {"source": str(path)}, conventions)
 
     @classmethod
     def from_dataframe(
@@ -220,15 +209,14 @@ class ParallelCorpus:
         languages: Iterable[str] | None = None,
         ignore_columns: Iterable[str] | None = None,
         on_missing: str = "error",
+        conventions: str | None = AUTO,
     ) -> ParallelCorpus:
-        """From a pandas DataFrame with one column per language (and an id column or the index)."""
-        table = {str(c): list(df[c]) for c in df.columns}
-        if id_column is None or id_column not in table:
-            if id_column not in (None, "id"):
-                raise CorpusError(f"id column {id_column!r} not in the DataFrame columns {list(table)}")
-            id_column = "__index__"
-            table[id_column] = [str(i) for i in df.index]
-        return cls._from_table(table, id_column, languages, ignore_columns, on_missing, {"source": "DataFrame"})
+        """From a pandas DataFrame with one column per language (and an id column or the index).
+
+        Duplicate column names are an error (pandas would hand back both columns for one name).
+        """
+        table = dataframe_table(df, id_column)
+        return cls._from_table(table, languages, ignore_columns, on_missing, {"source": "DataFrame"}, conventions)
 
     @classmethod
     def from_hf_dataset(
@@ -239,89 +227,47 @@ class ParallelCorpus:
         id_column: str = "id",
         text_column: str = "text",
         on_missing: str = "error",
+        conventions: str | None = AUTO,
     ) -> ParallelCorpus:
         """From a Hugging Face ``datasets.Dataset`` (or a ``{language: Dataset}`` mapping).
 
         Accepted shapes: wide (one column per language, optionally ``sentence_<code>`` as in the
         original FLORES); long (FLORES+ style: one row per sentence and language with a ``text``
         column and ``iso_639_3`` + ``iso_15924``, or a ``language``/``lang`` column); or a mapping
-        from language code to a dataset with ``id`` and ``text`` columns.
+        from language code to a dataset with ``id`` and ``text`` columns. Two rows for the same
+        (id, language) are an error.
         """
-        if isinstance(dataset, Mapping):
-            table: dict[str, list[Any]] = {}
-            ids = None
-            for lang, ds in dataset.items():
-                cols = ds.column_names
-                if text_column not in cols:
-                    raise CorpusError(f"dataset for {lang!r} has no {text_column!r} column (columns: {cols})")
-                these = [str(x) for x in ds[id_column]] if id_column in cols else [str(k) for k in range(len(ds))]
-                if ids is None:
-                    ids = these
-                elif these != ids:
-                    raise CorpusError(f"dataset for {lang!r} is not aligned with the others (ids differ)")
-                table[str(lang)] = list(ds[text_column])
-            table["__id__"] = ids or []
-            return cls._from_table(table, "__id__", languages, None, on_missing, {"source": "datasets"})
-        cols = list(dataset.column_names)
-        lang_col = None
-        if text_column in cols:
-            if "iso_639_3" in cols:
-                lang_col = "iso_639_3"
-            else:
-                lang_col = next((c for c in ("language", "lang", "lang_code") if c in cols), None)
-        if lang_col is not None:
-            scripts = dataset["iso_15924"] if "iso_15924" in cols else None
-            langs_raw = dataset[lang_col]
-            keys = [f"{lg}_{sc}" if scripts is not None else lg for lg, sc in zip(langs_raw, scripts or langs_raw)]
-            id_values = dataset[id_column] if id_column in cols else None
-            if id_values is None:
-                raise CorpusError(f"long-format dataset needs an {id_column!r} column to align sentences")
-            pivot: dict[str, dict[str, str]] = {}
-            order: list[str] = []
-            for key, sid, text in zip(keys, id_values, dataset[text_column]):
-                sid = str(sid)
-                if sid not in pivot:
-                    pivot[sid] = {}
-                    order.append(sid)
-                pivot[sid][key] = text
-            all_keys = list(dict.fromkeys(keys))
-            table = {k: [pivot[s].get(k) for s in order] for k in all_keys}
-            table["__id__"] = order
-            return cls._from_table(table, "__id__", languages, None, on_missing, {"source": "datasets (long)"})
-        table = {}
-        for c in cols:
-            name = c[len("sentence_"):] if c.startswith("sentence_") else c
-            table[name] = list(dataset[c])
-        if id_column not in table:
-            table[id_column] = [str(k) for k in range(len(dataset))]
-        return cls._from_table(table, id_column, languages, None, on_missing, {"source": "datasets"})
+        table, source = hf_table(dataset, id_column, text_column)
+        return cls._from_table(table, languages, None, on_missing, {"source": source}, conventions)
 
     @classmethod
     def _from_table(
         cls,
         table: dict[str, list[Any]],
-        id_column: str,
         languages: Iterable[str] | None,
         ignore_columns: Iterable[str] | None,
         on_missing: str,
         meta: dict[str, Any],
+        conventions: str | None = AUTO,
     ) -> ParallelCorpus:
-        if id_column not in table:
-            raise CorpusError(f"no {id_column!r} column; columns are: {', '.join(table)}")
-        ids = table.pop(id_column)
+        table = dict(table)
+        ids = table.pop(ID_KEY)
+        conventions = check_conventions(conventions)
+        if conventions == AUTO:  # detected on the whole header, before languages= picks columns
+            conventions = detect_convention(table) or AUTO
         if languages is not None:
             wanted = list(languages)
             available = {}
             for name in table:
                 try:
-                    available[normalize_code(name)] = name
+                    available[normalize_code(name, conventions)] = name
                 except LanguageCodeError:
                     pass
             cols = {}
             missing = []
             for lang in wanted:
                 try:
-                    code = resolve(lang, list(available))
+                    code = resolve(normalize_code(lang, conventions), list(available))
                 except LanguageCodeError:
                     missing.append(lang)
                     continue
@@ -335,7 +281,7 @@ class ParallelCorpus:
         else:
             skip = set(METADATA_COLUMNS if ignore_columns is None else ignore_columns)
             table = {k: v for k, v in table.items() if k not in skip}
-        return cls.from_columns(ids, table, on_missing=on_missing, meta=meta)
+        return cls.from_columns(ids, table, on_missing=on_missing, meta=meta, conventions=conventions)
 
     # ------------------------------------------------------------------ the bundled sample
     @classmethod
@@ -364,6 +310,26 @@ class ParallelCorpus:
             if label == language:
                 return code
         return resolve(language, list(self.languages))
+
+    def code_readings(self) -> dict[str, CodeReading]:
+        """How each language label was read: ``{label: CodeReading(label, code, name, note)}``.
+
+        ``note`` is set when a corpus convention table entry was used (``es-LA read as es-419
+        (Latin American Spanish, TICO-19 convention)``); ``str(reading)`` is a one-line summary.
+        """
+        stored = self.meta.get("code_readings") or {}
+        out = {}
+        for code in self.languages:
+            label = self.labels[code]
+            if label in stored and stored[label].get("code") == code:
+                out[label] = CodeReading(**stored[label])
+            else:  # built directly: the key is the code
+                out[label] = CodeReading(label, code, language_name(code) if _known(code) else code)
+        return out
+
+    def code_notes(self) -> list[str]:
+        """The one-line notes of the convention table entries used for this corpus's labels."""
+        return [r.note for r in self.code_readings().values() if r.note]
 
     def texts(self, language: str) -> tuple[str, ...]:
         return self.sentences[self.resolve_language(language)]
@@ -447,6 +413,29 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
+def _known(code: str) -> bool:
+    try:
+        normalize_code(code)
+    except LanguageCodeError:
+        return False
+    return True
+
+
+def _warn_notes(readings: Iterable[CodeReading]) -> None:
+    """One warning that lists the convention table entries used (a summary when there are many)."""
+    notes = [r for r in readings if r.note]
+    if not notes:
+        return
+    if len(notes) <= 3:
+        text = "; ".join(r.note for r in notes)
+    else:
+        conventions = sorted({CONVENTIONS[r.convention].title for r in notes if r.convention in CONVENTIONS})
+        shown = ", ".join(f"{r.label} -> {r.code}" for r in notes[:6])
+        text = f"{len(notes)} language codes read by the {'/'.join(conventions)} convention ({shown}" + (
+            ", ...)" if len(notes) > 6 else ")")
+    warnings.warn(f"{text}. See corpus.code_readings() for every label.", stacklevel=4)
+
+
 def _existing(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
@@ -465,6 +454,11 @@ def load_corpus(path: str | Path, **kwargs: Any) -> ParallelCorpus:
     if suffix == ".csv":
         import pandas as pd
 
-        df = pd.read_csv(_existing(p), dtype=str, keep_default_na=False)
-        return ParallelCorpus.from_dataframe(df, **kwargs)
+        text = decode_file(_existing(p), kwargs.pop("encoding", "utf-8"))
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        if len(df) == 0:
+            raise CorpusError(f"{p} has no sentences (only a header row); a corpus needs at least one row of translations")
+        corpus = ParallelCorpus.from_dataframe(df, **kwargs)
+        corpus.meta["source"] = str(p)
+        return corpus
     raise CorpusError(f"unknown corpus file type {suffix!r} for {p}; use .tsv, .jsonl or .csv")

@@ -1,10 +1,12 @@
 """Residual-stream extraction: pooled sentence states at every layer, cached on disk.
 
-Stored states are the raw residual stream (SCIENCE.md): index 0 = the embedding output (the
+Stored states are the raw residual stream (docs/science.md, "Residual-stream layers"): index 0 = the embedding output (the
 input to block 0), index l = the output of block l - 1. They are captured with hooks on the
 blocks, never from ``output_hidden_states`` (whose last entry is after the final norm on
 Llama/Gemma-style decoders). Pooling happens inside the hooks, so the full
-``[batch, seq, hidden]`` states of all layers are never accumulated.
+``[batch, seq, hidden]`` states of all layers are never accumulated. ``extract(...,
+recipe="mexa")`` applies the model's own final norm to the last state instead, as
+``output_hidden_states`` does (:mod:`xling_probe.recipes`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from .activations import Activations
 from .corpus import ParallelCorpus
 from .errors import ExtractionError
+from .layers import parse_layers, resolve_layers  # noqa: F401 - re-exported, extract.resolve_layers is public
 from .models import ModelHandle
 from .pooling import check_pooling, pool, pooling_weights
 
@@ -29,29 +32,6 @@ CHUNK = 256  # sentences per cache part: the unit that an interrupted extraction
 
 class _StopForward(Exception):
     """Raised from a hook once the last requested layer is captured: later blocks are skipped."""
-
-
-def resolve_layers(layers: Any, n_states: int) -> list[int]:
-    """Residual-stream indices from ``"all"``, an int, or ints (negative ones count from the end)."""
-    if isinstance(layers, str):
-        if layers != "all":
-            raise ExtractionError(f"layers must be 'all', an int or a list of ints, got {layers!r}")
-        return list(range(n_states))
-    items = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
-    out = []
-    for x in items:
-        if not isinstance(x, (int, np.integer)) or isinstance(x, bool):
-            raise ExtractionError(f"layer {x!r} is not an int")
-        idx = int(x) + n_states if x < 0 else int(x)
-        if not 0 <= idx < n_states:
-            raise ExtractionError(
-                f"layer {x} is out of range: this model has {n_states} residual-stream states "
-                f"(0 = embeddings ... {n_states - 1} = after the last block)"
-            )
-        out.append(idx)
-    if not out:
-        raise ExtractionError("no layers requested")
-    return sorted(set(out))
 
 
 @dataclass
@@ -99,9 +79,20 @@ class PoolingRunner:
     def run(self, batch: dict[str, torch.Tensor], reduce: Callable[[int, torch.Tensor], Any]) -> dict[int, Any]:
         raise NotImplementedError
 
-    def __call__(self, batch: dict[str, torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
-        """Pooled states ``[len(layers), batch, d]`` with per-token ``weights``."""
-        out = self.run(batch, lambda _layer, hidden: pool(hidden, weights))
+    def __call__(self, batch: dict[str, torch.Tensor], weights: torch.Tensor,
+                 normed: tuple[int, torch.nn.Module] | None = None) -> torch.Tensor:
+        """Pooled states ``[len(layers), batch, d]`` with per-token ``weights``.
+
+        ``normed = (layer, norm)``: that layer's token states go through ``norm`` (the model's final
+        norm, as HF ``hidden_states[-1]``) before pooling; pooling a normed state is not the norm
+        of the pooled state, so it must happen per token, inside the hook.
+        """
+        def reduce(layer: int, hidden: torch.Tensor) -> torch.Tensor:
+            if normed is not None and layer == normed[0]:
+                hidden = normed[1](hidden)
+            return pool(hidden, weights)
+
+        out = self.run(batch, reduce)
         return torch.stack([out[layer] for layer in self.layers])
 
 
@@ -186,12 +177,15 @@ def extract_texts(
     padding_side: str | None = None,
     progress: Any = None,
     out: np.ndarray | None = None,
+    final_norm_last: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Pooled states ``[len(layers), len(texts), d_model]`` (float32) and the truncation count.
 
     Sentences are sorted by length (longest first) so batches carry little padding, then put
     back in the input order. With ``out`` (a float32 array or view of that shape) the states are
-    written there and no other result array is allocated.
+    written there and no other result array is allocated. With ``final_norm_last`` the last
+    residual state (``handle.n_states - 1``, when requested) goes through the model's own final
+    norm before pooling, as HF ``output_hidden_states`` returns it (the MEXA recipe).
     """
     tok = tokenize(handle.tokenizer, texts, max_length)
     side = padding_side or ("right" if handle.kind == "encoder" else handle.tokenizer.padding_side or "right")
@@ -199,6 +193,8 @@ def extract_texts(
         raise ExtractionError(f"padding_side must be 'left' or 'right', got {side!r}")
     order = sorted(range(len(texts)), key=lambda k: -len(tok.ids[k]))
     runner = make_runner(handle, layers)
+    norm = handle.parts.final_norm if final_norm_last else None
+    normed = (handle.n_states - 1, norm) if norm is not None else None
     shape = (len(layers), len(texts), handle.d_model)
     if out is not None and (out.shape != shape or out.dtype != np.float32):
         raise ExtractionError(f"out must be a float32 array of shape {shape}, got {out.dtype} {out.shape}")
@@ -214,7 +210,7 @@ def extract_texts(
                 pooling,
                 include_special=include_special,
             )
-            pooled = runner(batch, weights)
+            pooled = runner(batch, weights, normed)
             result[:, idx] = pooled.cpu().numpy()
             if progress is not None:
                 progress.update(len(idx))
@@ -227,14 +223,15 @@ def extract(
     *,
     languages: Iterable[str] | None = None,
     layers: Any = "all",
-    pooling: str = "mean",
-    include_special: bool = False,
+    pooling: str | None = None,
+    include_special: bool | None = None,
     batch_size: int = 16,
     max_length: int = 512,
     padding_side: str | None = None,
     cache: bool = True,
     cache_root: Any = None,
     progress: bool = True,
+    recipe: str | None = None,
 ) -> Activations:
     """Pooled residual-stream activations of ``corpus`` at ``layers`` for ``languages``.
 
@@ -242,7 +239,23 @@ def extract(
     layer l = output of block l - 1). With ``cache=True`` the result is stored under the cache
     directory keyed by everything that changes it; a repeated call loads it, and an interrupted
     call recomputes only the parts (language x chunk of sentences) that were not finished.
+
+    ``pooling`` defaults to ``"mean"`` and ``include_special`` to False (special tokens left out).
+    ``recipe="mexa"`` reproduces MEXA's extractor (docs/science.md; :mod:`xling_probe.recipes`):
+    ``pooling="weighted_mean"``, ``include_special=True`` (BOS included) and the last state after
+    the model's own final norm, exactly as HF ``output_hidden_states`` returns it; ``acts.meta``
+    records ``recipe="mexa"`` and ``last_state``. An explicit ``pooling``/``include_special`` that
+    contradicts the recipe raises :class:`~xling_probe.recipes.RecipeError`. MEXA's score is then
+    ``similarity(acts, metrics=["mexa"], pairs="pivot:en").peak_layers()`` (``mean_over_layers``
+    and ``max_over_layers`` per pair).
     """
+    from .recipes import EXTRACT_RECIPES, resolve
+
+    rec, chosen = resolve(recipe, EXTRACT_RECIPES,
+                          {"pooling": pooling, "include_special": include_special, "final_norm_last": None},
+                          {"pooling": "mean", "include_special": False, "final_norm_last": False})
+    pooling, include_special = chosen["pooling"], bool(chosen["include_special"])
+    final_norm_last = bool(chosen["final_norm_last"])
     if not isinstance(model, ModelHandle):
         raise ExtractionError("extract() needs a ModelHandle: model = xling_probe.load_model(...)")
     if not isinstance(corpus, ParallelCorpus):
@@ -253,6 +266,14 @@ def extract(
     if languages is not None:
         corpus = corpus.select_languages(list(languages))
     layer_idx = resolve_layers(layers, model.n_states)
+    last = model.n_states - 1
+    if not final_norm_last or last not in layer_idx:
+        last_state = "raw residual stream (no final norm)" if last in layer_idx else "not extracted"
+        final_norm_last = False
+    elif model.parts.final_norm is None:
+        last_state, final_norm_last = "block output (the model has no final norm)", False
+    else:
+        last_state = "final_norm_applied"
     fields = {
         "model": model.fingerprint,
         "corpus": corpus.content_hash(),
@@ -264,6 +285,8 @@ def extract(
         "dtype": str(model.dtype),
         "padding_side": padding_side,
     }
+    if final_norm_last:  # only then: the keys of existing caches stay as they were
+        fields["last_state"] = "final_norm"
     entry = None
     if cache:
         from .store import CacheEntry
@@ -299,7 +322,7 @@ def extract(
                 states, n_trunc = extract_texts(  # written straight into the result (no per-chunk copy)
                     model, corpus.sentences[lang][s:e], layer_idx, pooling=pooling, include_special=include_special,
                     batch_size=batch_size, max_length=max_length, padding_side=padding_side, progress=bar,
-                    out=per_lang[lang][:, s:e],
+                    out=per_lang[lang][:, s:e], final_norm_last=final_norm_last,
                 )
                 _check_finite(states, layer_idx, corpus.labels[lang])
                 truncated[lang] = truncated.get(lang, 0) + n_trunc
@@ -331,7 +354,11 @@ def extract(
             "dtype": str(model.dtype).replace("torch.", ""),
             "corpus": corpus.meta.get("source", "?"),
             "corpus_hash": corpus.content_hash(),
-            "states": "raw residual stream: 0 = embedding output, l = output of block l-1 (no final norm)",
+            "states": ("HF hidden_states: 0 = embedding output, l = output of block l-1, the last after the final norm"
+                       if final_norm_last else
+                       "raw residual stream: 0 = embedding output, l = output of block l-1 (no final norm)"),
+            "last_state": last_state,
+            **({"recipe": rec.name} if rec is not None else {}),
         },
     )
 

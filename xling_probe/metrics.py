@@ -6,7 +6,7 @@ axes (a layer axis, for example) and then scores every slice in one batched call
 variants return numpy arrays of the leading shape, the plain ones return Python floats.
 Computation is in float64 on the device of the input (a CUDA tensor is scored on its GPU).
 
-Definitions (../shared/docs/SCIENCE.md):
+Definitions (docs/science.md, "Similarity measures"):
 
 - Linear CKA (Kornblith et al. 2019). Center columns. CKA = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F).
   Same value from Gram matrices K = X X^T, L = Y Y^T: HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)).

@@ -93,12 +93,41 @@ def _resolve_dtype(dtype: Any) -> torch.dtype | None:
 
 
 def _resolve_device(device: Any) -> torch.device:
+    """The torch device to load onto: ``None`` = CUDA when available, else CPU.
+
+    A device this torch build or machine cannot use (``cuda`` on a CPU build, a GPU index that
+    does not exist, ``mps`` off Apple silicon, a typo) is a :class:`ModelLoadError` here, before
+    any weights are read, instead of a traceback from ``model.to()``.
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ModelLoadError(f"unknown device {device!r}: {exc}") from None
+        dev = device if isinstance(device, torch.device) else torch.device(str(device).strip().lower())
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelLoadError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            if torch.version.cuda is None:
+                raise ModelLoadError(
+                    f"CUDA was requested but this torch build has no CUDA (torch {torch.__version__}, CPU build); "
+                    "use --device cpu or install a CUDA build of torch"
+                )
+            raise ModelLoadError(
+                f"CUDA was requested but no GPU is visible (torch {torch.__version__} built for CUDA "
+                f"{torch.version.cuda}); check the driver and CUDA_VISIBLE_DEVICES, or use --device cpu"
+            )
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ModelLoadError(f"device {device!r} does not exist: this machine has {n} GPU(s), cuda:0 ... cuda:{n - 1}")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ModelLoadError("MPS (Apple GPU) was requested but is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        backend = getattr(torch, dev.type, None)  # e.g. torch.xpu
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise ModelLoadError(f"device {device!r} is not available in this torch build; use cpu, cuda, cuda:N or mps")
+    return dev
 
 
 def load_model(
@@ -142,7 +171,7 @@ def load_model(
         source = source or {"kind": "object"}
     else:
         folder, name, source = _locate(name_or_path)
-        model, tok = _load_hf(folder, torch_dtype, tokenizer)
+        model, tok = _load_hf(folder, torch_dtype, tokenizer, local_files_only=bool(source.get("local_files_only")))
     model = model.to(device=dev, dtype=torch_dtype).eval()
     if tok.pad_token_id is None:
         # Padding is masked out everywhere; any id works, the EOS id is the usual choice.
@@ -193,14 +222,86 @@ def _locate(name_or_path: Any) -> tuple[str, str, dict[str, Any]]:
     looks_like_path = text.startswith((".", "/", "~")) or os.sep in text and text.count("/") != 1
     if looks_like_path:
         raise ModelLoadError(f"model path not found: {path} (tried it as a local folder and as a .gguf file)")
-    return text, text, {"kind": "hub"}
+    return text, text, {"kind": "hub", "local_files_only": _hub_is_offline(text)}
 
 
-def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any) -> tuple[nn.Module, Any]:
+_TRUE = ("1", "true", "yes", "on")
+HUB_PROBE_TIMEOUT = 2.0  # seconds of one TCP connect to the hub host; the whole check stays under ~2 s
+
+
+def _hub_endpoint() -> tuple[str, int]:
+    """Host and port of the Hugging Face hub: ``HF_ENDPOINT`` when set (a mirror), else huggingface.co:443."""
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT) -> bool:
+    """One TCP connect to the hub host, no request sent, bounded by ``timeout`` seconds in total.
+
+    The connect runs in a daemon thread because the socket timeout does not cover the DNS lookup,
+    which can hang for much longer on a machine without network. Behind an HTTP(S) proxy a direct
+    connect says nothing, so the hub is then assumed reachable and transformers decides.
+    """
+    import socket
+    import threading
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    host, port = _hub_endpoint()
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except Exception:  # noqa: BLE001 - any failure to connect means: not reachable now
+            result.append(False)
+
+    worker = threading.Thread(target=connect, name="xling-probe-hub-check", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether the local Hugging Face cache (HF_HOME / HF_HUB_CACHE) holds ``repo_id``'s config.json."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an invalid repo id or an unreadable cache: not cached
+        return False
+
+
+def _hub_is_offline(repo_id: str) -> bool:
+    """For a hub id: ``True`` when only the local cache may be used (HF_HUB_OFFLINE, or the hub cannot
+    be reached but the model is cached); :class:`ModelLoadError` at once when it is neither cached
+    nor reachable, instead of transformers' ~26 s of retries ending in a traceback."""
+    forced = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+    cached = _in_hf_cache(repo_id)
+    if cached and forced:
+        return True
+    if not forced and _hub_reachable():
+        return False
+    if cached:
+        return True
+    why = "HF_HUB_OFFLINE is set" if forced else "no connection to {}:{}".format(*_hub_endpoint())
+    raise ModelLoadError(
+        f"model {repo_id!r} is not a local folder or .gguf file, not in the local Hugging Face cache, and the hub "
+        f"cannot be reached (offline: {why}); pass a local folder (--model path/to/folder with config.json) or "
+        "a .gguf file, or set HF_HOME to a cache that has it"
+    )
+
+
+def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any, *, local_files_only: bool = False) -> tuple[nn.Module, Any]:
+    """Config, model and tokenizer of an HF folder or hub id (``local_files_only``: never ask the hub)."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
+    local = {"local_files_only": True} if local_files_only else {}
     try:
-        config = AutoConfig.from_pretrained(folder)
+        config = AutoConfig.from_pretrained(folder, **local)
     except OSError as exc:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         raise ModelLoadError(
@@ -214,8 +315,8 @@ def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any) -> tuple[nn.Module
         causal = True
     loader = AutoModelForCausalLM if causal else AutoModel
     try:
-        model = loader.from_pretrained(folder, dtype=dtype)
-        tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(folder)
+        model = loader.from_pretrained(folder, dtype=dtype, **local)
+        tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(folder, **local)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"could not load model {folder!r}: {str(exc).splitlines()[0]}") from None
     return model, tok

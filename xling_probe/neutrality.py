@@ -1,9 +1,15 @@
 """How much language identity each layer carries, and how much centering and projection remove.
 
-Language neutrality (Libovicky, Rosa & Fraser 2020; SCIENCE.md). Evaluate per layer
-before/after: retrieval P@1 over language pairs, language-identification accuracy of a linear
-probe (held-out split), and the share of variance explained by the language means
-(between-language variance / total variance).
+Language neutrality (Libovicky, Rosa & Fraser 2020; docs/science.md, "Language neutrality"). Evaluate per layer
+before/after: retrieval P@1 over language pairs, language-identification accuracy of a probe
+(held-out split; a cosine k-NN probe by default) and the share of variance explained by the
+language means (between-language variance / total variance).
+
+Fixed by construction (docs/science.md): after centering (and after the affine projection) every
+language has the same mean on the fit split, so a *linear* probe trained there is at chance,
+``1 / n_languages``, whatever the data; with ``centering="self"`` the centered variance share is 0
+by definition. The default probe is therefore the k-NN probe, which measures the language
+identity that is left; the report marks every value that is fixed (``report.by_construction``).
 
 The corpus is split by sentence id into a fit split and a held-out split that share no
 sentence. Everything that is learned (centering means, the language-ID probe, projection maps)
@@ -27,7 +33,7 @@ from .activations import Activations
 from .centering import PROJECTION_METHODS, LanguageCentering, LinearProjection, _check_activations
 from .corpus import split_ids
 from .errors import CorpusError, MetricError
-from .neutrality_result import CONDITIONS, NeutralityReport
+from .neutrality_result import CONDITIONS, NeutralityReport, by_construction_facts
 
 CENTERING_MODES = ("fit", "self")
 
@@ -62,7 +68,7 @@ def language_id_accuracy(
     train: np.ndarray,
     test: np.ndarray,
     *,
-    probe: str = "logistic",
+    probe: str = "knn",
     max_iter: int = 200,
     C: float = 1.0,
     k: int = 5,
@@ -73,6 +79,9 @@ def language_id_accuracy(
     ``train``: ``(n_languages, n_train, hidden)``, ``test``: ``(n_languages, n_test, hidden)``;
     the label of a row is its language (axis 0). Chance level is ``1 / n_languages``.
 
+    ``probe="knn"`` (default): each test row takes the majority language of its ``k`` most
+    cosine-similar training rows (ties toward the first language).
+
     ``probe="logistic"`` (the linear probe): multinomial logistic regression (scikit-learn, lbfgs,
     L2 with inverse strength ``C``, at most ``max_iter`` iterations) on features standardised with
     the training mean and standard deviation. Note: when every language has the same mean in
@@ -80,8 +89,7 @@ def language_id_accuracy(
     on it) the gradient of the loss vanishes at zero weights, so the optimum is the constant
     classifier and the accuracy is chance by construction: equal class means leave nothing for
     any linear classifier (Belrose et al. 2023, LEACE). What language identity survives there is
-    not linear; ``probe="knn"`` measures it: each test row takes the majority language of its
-    ``k`` most cosine-similar training rows (ties toward the first language).
+    not linear; ``probe="knn"`` measures it.
     """
     train, test = np.asarray(train), np.asarray(test)
     if train.ndim != 3 or test.ndim != 3 or train.shape[0] != test.shape[0] or train.shape[2] != test.shape[2]:
@@ -213,7 +221,7 @@ def neutrality(
     alpha: float = 0.0,
     layers: Sequence[int] | None = None,
     languages: Sequence[str] | None = None,
-    probe: str = "logistic",
+    probe: str = "knn",
     probe_max_iter: int = 200,
     probe_C: float = 1.0,
     probe_k: int = 5,
@@ -243,13 +251,17 @@ def neutrality(
     alpha:
         ridge penalty of the least-squares projection.
     probe:
-        language-ID probe: ``"logistic"`` (linear; at chance by construction in the centered and
-        projected conditions, see :func:`language_id_accuracy`) or ``"knn"`` (cosine k-NN, which
-        also sees language identity that is not linear).
+        language-ID probe: ``"knn"`` (default; cosine k-NN, which also sees language identity that
+        is not linear) or ``"logistic"`` (linear; at chance by construction in the centered and
+        projected conditions, see :func:`language_id_accuracy`: the report flags those values in
+        ``report.by_construction``).
     probe_max_iter, probe_C, probe_k:
         iterations and inverse L2 strength of the logistic regression; neighbours of the k-NN probe.
 
-    Returns a :class:`NeutralityReport`.
+    Returns a :class:`NeutralityReport`. Retrieval keeps both directions (``report.retrieval[...,
+    0]`` = a -> b, ``1`` = b -> a); ``report.summary(direction=...)`` chooses 'both' (their mean),
+    'forward' or 'backward'. Values fixed by construction are listed in ``report.by_construction``
+    (see :func:`~xling_probe.neutrality_result.by_construction_facts`) and labelled in every table.
     """
     acts = _check_activations(acts, "activations")
     if layers is not None or languages is not None:
@@ -306,12 +318,15 @@ def neutrality(
     settings = {
         "centering": centering, "projection": projection, "pivot": pivot_code, "seed": seed, "k": k,
         "alpha": alpha,
-        "probe": ({"model": "LogisticRegression(lbfgs) on standardised features", "max_iter": probe_max_iter,
-                   "C": probe_C} if probe == "logistic" else {"model": "cosine k-NN, majority vote", "k": probe_k}),
+        "probe": ({"name": "logistic", "model": "LogisticRegression(lbfgs) on standardised features",
+                   "max_iter": probe_max_iter, "C": probe_C} if probe == "logistic"
+                  else {"name": "knn", "model": "cosine k-NN, majority vote", "k": probe_k}),
         "model": acts.meta.get("model"), "pooling": acts.meta.get("pooling"),
     }
     return NeutralityReport(
         conditions=conditions, layers=tuple(acts.layers), languages=tuple(acts.languages),
         pairs=tuple(pair_list), retrieval=retrieval, language_id=language_id, variance_share=variance_share,
         chance=1.0 / len(acts.languages), fit_ids=tuple(fit_ids), heldout_ids=tuple(held_ids), settings=settings,
+        by_construction=by_construction_facts(conditions, probe=probe, centering=centering,
+                                              n_languages=len(acts.languages)),
     )

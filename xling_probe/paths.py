@@ -1,4 +1,4 @@
-"""Where xling_probe keeps its files on disk.
+"""Where xling_probe keeps its files on disk, and how it prepares the folders it writes into.
 
 The cache root is, in order of precedence:
 1. ``$XLING_PROBE_CACHE`` when set;
@@ -13,7 +13,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .errors import CacheError
+from .errors import CacheError, XlingProbeError
 
 
 def cache_root() -> Path:
@@ -59,3 +59,32 @@ def cache_dir(kind: str, *, root: Path | str | None = None) -> Path:
         f"neither {wanted} nor {fallback} is writable. Set XLING_PROBE_CACHE to a writable "
         "folder, or pass cache=False."
     )
+
+
+def prepare_output_folder(path: str | Path, *, force: bool = False, what: str = "output folder",
+                          force_hint: str = "pass force=True") -> Path:
+    """Create the folder ``path`` that a command writes its results into and return it.
+
+    Refuses (with :class:`XlingProbeError`) a path that is a file, a folder that is not empty
+    unless ``force`` (files with the same names are then overwritten, nothing is deleted), and a
+    folder that cannot be created or written, before any slow work starts. ``what`` names the
+    folder in messages and ``force_hint`` says how to allow a non-empty one, so the command line
+    can say "--out folder" / "pass --force" while library callers read "force=True".
+    """
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        raise XlingProbeError(f"{what} {out} exists and is a file, not a folder; choose another path")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise XlingProbeError(
+            f"{what} {out} exists and is not empty; choose another folder or {force_hint} "
+            "(files with the same names are overwritten, nothing else is deleted)"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or type(exc).__name__)
+        raise XlingProbeError(f"cannot create the {what} {out}: {reason}; choose a path you can write to") from None
+    if not _writable(out):
+        raise XlingProbeError(f"cannot write into the {what} {out} (permission denied?); choose a path you can write to")
+    return out

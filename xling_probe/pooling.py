@@ -1,4 +1,4 @@
-"""Sentence pooling of token states, as pure tensor functions (definitions from SCIENCE.md).
+"""Sentence pooling of token states, as pure tensor functions (docs/science.md, "Sentence pooling").
 
 - ``mean``: average over real tokens (padding excluded); special tokens (BOS/CLS/SEP/EOS)
   excluded by default: a decoder's BOS state has a huge norm ("attention sink") and would

@@ -18,12 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import LensError, XlingProbeError
 
 DEFAULT_LANGS = ("en", "de", "fr", "ru", "zh", "ar")
 DEFAULT_PAIRS = (("fr", "zh"), ("de", "fr"))
 DEFAULT_LIMIT = 60
-DEFAULT_METRICS = ("cka_debiased", "p@1", "anc")
+DEFAULT_METRICS = ("cka_debiased", "p@1", "anc", "mexa")
+#: The report's stages in the order they run; each one either runs or is skipped with a reason.
+STAGES = ("corpus", "model", "extract", "similarity", "cross_layer", "neutrality", "embedding", "drift",
+          "static_export", "write")
 
 
 @dataclass
@@ -34,6 +39,10 @@ class ReportResult:
     files: list[Path]
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    #: the report's figures by id (the same objects as on the page), e.g. ``"mexa_curves"``
+    figures: dict[str, Any] = field(default_factory=dict)
+    #: one entry per stage of :data:`STAGES`: ``{"stage", "status": "ran" | "skipped", "seconds" | "reason"}``
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def index(self) -> Path:
@@ -41,15 +50,29 @@ class ReportResult:
 
 
 class _Stages:
-    """Times each stage and shows one progress bar over the stages."""
+    """Times each stage and shows one progress bar over the planned stages.
+
+    Every planned stage either runs (:meth:`run`) or is skipped with a reason (:meth:`skip`); both
+    advance the bar by one, so a finished report ends at ``total/total``. :meth:`record` lists
+    what happened to each stage, in the planned order (for manifest.json).
+    """
 
     def __init__(self, names: Sequence[str], progress: bool):
         from tqdm.auto import tqdm
 
+        self.names = tuple(names)
         self.timings: dict[str, float] = {}
-        self.bar = tqdm(total=len(names), desc="report", unit="stage", disable=not progress)
+        self.skipped: dict[str, str] = {}
+        self.bar = tqdm(total=len(self.names), desc="report", unit="stage", disable=not progress)
+
+    def _check(self, name: str) -> None:
+        if name not in self.names:
+            raise XlingProbeError(f"report stage {name!r} is not planned; stages: {', '.join(self.names)}")
+        if name in self.timings or name in self.skipped:
+            raise XlingProbeError(f"report stage {name!r} ran twice")
 
     def run(self, name: str, fn, *args, **kw):
+        self._check(name)
         self.bar.set_postfix_str(name)
         t0 = time.perf_counter()
         try:
@@ -57,6 +80,23 @@ class _Stages:
         finally:
             self.timings[name] = round(time.perf_counter() - t0, 3)
             self.bar.update(1)
+
+    def skip(self, name: str, reason: str) -> None:
+        """Count a stage that does not run (the bar still advances) and say why."""
+        self._check(name)
+        self.skipped[name] = reason
+        self.bar.update(1)
+
+    def record(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for name in self.names:
+            if name in self.timings:
+                out.append({"stage": name, "status": "ran", "seconds": self.timings[name]})
+            elif name in self.skipped:
+                out.append({"stage": name, "status": "skipped", "reason": self.skipped[name]})
+            else:
+                out.append({"stage": name, "status": "not reached"})
+        return out
 
 
 def versions() -> dict[str, str]:
@@ -115,21 +155,38 @@ def build_report(
     without words is skipped with a note). ``limit``: first N sentences. ``words``: word list
     for the drift (None = bundled). Models without an unembedding skip the drift section.
     """
-    from .commands._common import prepare_out
-    from .corpus import ParallelCorpus, load_corpus
-    from .models import ModelHandle, load_model
+    from .paths import prepare_output_folder as prepare_out
 
     out = prepare_out(out, force=force)
     drift_pairs = _check_pairs(pairs)
-    stages = _Stages(["model", "corpus", "extract", "similarity", "cross_layer", "neutrality", "embedding", "drift",
-                      "figures", "static_export", "write"], progress)
+    stages = _Stages(STAGES, progress)
+    try:
+        return _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, words=words, metrics=metrics,
+                      null_permutations=null_permutations, bootstrap=bootstrap, drift_items=drift_items, shots=shots,
+                      batch_size=batch_size, max_length=max_length, static=static, dpi=dpi, seed=seed,
+                      progress=progress)
+    finally:
+        stages.bar.close()
+
+
+def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, *, words, metrics, null_permutations,
+           bootstrap, drift_items, shots, batch_size, max_length, static, dpi, seed, progress) -> ReportResult:
+    """The stages of :func:`build_report`. The corpus is loaded and its languages checked before
+    the model is loaded: a typo in a language code must not cost a model load."""
+    from .corpus import ParallelCorpus, load_corpus
+    from .models import ModelHandle, load_model
+
     notes: list[str] = []
-    handle = model if isinstance(model, ModelHandle) else stages.run("model", load_model, model, **(load_options or {}))
     if corpus is None:
         corpus = ParallelCorpus.sample()
     elif not isinstance(corpus, ParallelCorpus):
         corpus = load_corpus(corpus)
     corpus = stages.run("corpus", _select, corpus, langs, limit)
+    if isinstance(model, ModelHandle):
+        handle = model
+        stages.skip("model", f"a loaded model was given ({model.name})")
+    else:
+        handle = stages.run("model", load_model, model, **(load_options or {}))
 
     from .extract import extract
 
@@ -149,7 +206,8 @@ def build_report(
         "corpus": {k: v for k, v in corpus.meta.items() if isinstance(v, (str, int, float, bool))},
         "limit": limit, "words": str(words) if words is not None else "bundled xling_probe/data/words.csv",
     })
-    return ReportResult(out=out, files=files, timings=stages.timings, notes=notes)
+    return ReportResult(out=out, files=files, timings=stages.timings, notes=notes, figures=figures,
+                        stages=stages.record())
 
 
 def _select(corpus, langs, limit):
@@ -171,7 +229,7 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
     """Run the analyses and build the figures; returns (sections, tables name -> DataFrame, figures id -> Figure)."""
     from . import plots
     from .neutrality import neutrality
-    from .report_html import TEXTS, Section
+    from .report_html import TEXTS, Section, describe_curve, describe_heatmap, describe_mexa
     from .similarity import cross_layer_similarity, similarity
 
     sections: list[Section] = []
@@ -186,20 +244,34 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
     pivot_pairs = [p for p in sim.pairs if pivot in p]
     curve_metric = next((m for m in sim.metrics if not m.startswith("p@")), sim.metrics[0])
     figs["similarity_curves"] = plots.similarity_curves(sim, curve_metric, pairs=pivot_pairs)
-    s = Section("similarity", f"Similarity per layer ({curve_metric}, {pivot} vs every language)", TEXTS["similarity"],
-                [("similarity_curves", figs["similarity_curves"])], ["tables/similarity.csv", "tables/similarity_layer_mean.csv"])
-    sections.append(s)
+    sections.append(Section("similarity", f"Similarity per layer ({curve_metric}, {pivot} vs every language)",
+                            TEXTS["similarity"], [("similarity_curves", figs["similarity_curves"])],
+                            ["tables/similarity.csv", "tables/similarity_layer_mean.csv"],
+                            finding=describe_curve(sim, curve_metric, pivot_pairs)))
     ret = next((m for m in sim.metrics if m.startswith("p@")), None)
     if ret:
-        figs["retrieval_curves"] = plots.similarity_curves(sim, ret, pairs=[(a, b) for a, b in pivot_pairs], null=True)
+        figs["retrieval_curves"] = plots.similarity_curves(sim, ret, pairs=pivot_pairs, null=True)
         sections.append(Section("retrieval", f"Retrieval {ret} per layer", TEXTS["retrieval"],
-                                [("retrieval_curves", figs["retrieval_curves"])], ["tables/similarity.csv"]))
-    mean = tables["similarity_layer_mean"]
-    mean = mean[mean["metric"] == curve_metric]
-    peak = int(mean["layer"].to_numpy()[int(mean["mean"].to_numpy().argmax())])
+                                [("retrieval_curves", figs["retrieval_curves"])], ["tables/similarity.csv"],
+                                finding=describe_curve(sim, ret, pivot_pairs)))
+    for metric, key, title in (("mexa", "mexa", "MEXA alignment per layer"), ("anc", "anc", "ANC per layer"),
+                               ("anc_abs", "anc", "ANC (|r|) per layer")):
+        if metric not in sim.metrics or metric == curve_metric or f"{key}_curves" in figs:
+            continue
+        figs[f"{key}_curves"] = plots.similarity_curves(sim, metric, pairs=pivot_pairs, null=True)
+        finding = describe_curve(sim, metric, pivot_pairs)
+        if metric == "mexa":
+            finding = describe_mexa(sim, pivot_pairs) + " " + finding.removeprefix("This run: ")
+        sections.append(Section(key, f"{title} ({pivot} vs every language)", TEXTS[key],
+                                [(f"{key}_curves", figs[f"{key}_curves"])],
+                                ["tables/similarity.csv", "tables/similarity_peaks.csv"], finding=finding))
+    # the layer where the mean over every computed pair peaks (diagonal and missing pairs are NaN)
+    mean = np.nanmean(sim.arrays["value"][sim._metric_index(curve_metric)].reshape(len(sim.layers), -1), axis=1)
+    peak = int(sim.layers[int(np.nanargmax(mean))])
     figs["language_heatmap"] = plots.language_heatmap(sim, curve_metric, layer=peak)
     sections.append(Section("heatmap", f"All language pairs at layer {peak}", TEXTS["heatmap"],
-                            [("language_heatmap", figs["language_heatmap"])], ["tables/similarity_peaks.csv"]))
+                            [("language_heatmap", figs["language_heatmap"])], ["tables/similarity_peaks.csv"],
+                            finding=describe_heatmap(sim, curve_metric, peak)))
 
     cross_pair = (drift_pairs[0] if drift_pairs and all(x in langs for x in drift_pairs[0])
                   else (pivot, next(x for x in langs if x != pivot)))
@@ -228,13 +300,13 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
 def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words, items, shots, seed, progress):
     from . import plots
     from .lens import build_prompts, language_drift, lens_table, load_words
-    from .report_html import TEXTS, Section
+    from .report_html import TEXTS, Section, describe_drift, describe_items
 
     if not handle.has_unembedding or handle.kind != "decoder":
         note = (f"Language drift skipped: {handle.name} is {'an encoder' if handle.kind != 'decoder' else 'a model'} "
                 "without an unembedding (LM head), so the logit lens cannot decode its layers. Use a decoder LM.")
         notes.append(note)
-        sections.append(Section("drift", "Language drift (skipped)", TEXTS["drift"], notes=[note]))
+        sections.append(Section("drift", "Language drift (skipped)", "", notes=[note]))
         return
     wl = load_words(words)
     first_table = None
@@ -245,7 +317,7 @@ def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words
             note = (f"Drift {src} -> {tgt} skipped: the word list has no {', '.join(missing)} column "
                     f"(it has {', '.join(wl.languages)}); add the column or choose another pair with --pairs.")
             notes.append(note)
-            sections.append(Section(key, f"Language drift {src} → {tgt} (skipped)", TEXTS["drift"], notes=[note]))
+            sections.append(Section(key, f"Language drift {src} → {tgt} (skipped)", "", notes=[note]))
             continue
         try:
             d = language_drift(handle, wl, source=src, target=tgt, latent="en", shots=shots, seed=seed, limit=items,
@@ -253,15 +325,13 @@ def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words
         except LensError as exc:
             note = f"Drift {src} -> {tgt} skipped: {exc}"
             notes.append(note)
-            sections.append(Section(key, f"Language drift {src} → {tgt} (skipped)", TEXTS["drift"], notes=[note]))
+            sections.append(Section(key, f"Language drift {src} → {tgt} (skipped)", "", notes=[note]))
             continue
         tables[key] = d.to_dataframe()
         figs[key] = plots.latent_language(d)
-        sec = Section(key, f"Language drift {src} → {tgt} (latent: English)", TEXTS["drift"], [(key, figs[key])],
-                      [f"tables/{key}.csv"])
-        if len(d.dropped):
-            sec.notes.append(f"{d.dropped}")
-        sections.append(sec)
+        sections.append(Section(key, f"Language drift {src} → {tgt} (latent: English)", TEXTS["drift"],
+                                [(key, figs[key])], [f"tables/{key}.csv"], notes=[describe_items(d, items)],
+                                finding=describe_drift(d)))
         if first_table is None:
             # a short prompt (1 shot) keeps the layer x position heatmap readable
             prompt = build_prompts(wl, source=src, target=tgt, shots=1, seed=seed, indices=[wl.concepts.index(d.concepts[0])])[0]

@@ -27,10 +27,12 @@ def write_all(out: Path, stages, handle, acts, sections, tables, figures, notes,
     static_files: dict[str, list[str]] = {}
     if not static:
         notes.append("Static figures were not requested (--no-static): only the interactive HTML figures exist.")
+        stages.skip("static_export", "not requested (static=False / --no-static)")
     elif browser is None:
         notes.append("Static figures (PNG, SVG) were not written: no Chrome/Chromium was found. Install one "
                      "(Debian/Ubuntu: apt-get install chromium fonts-noto-core fonts-noto-cjk; conda: conda install "
                      "-c conda-forge chromium) and rerun; the interactive figures below are complete.")
+        stages.skip("static_export", "no Chrome/Chromium found")
     else:
         (out / "figures").mkdir(exist_ok=True)
         try:
@@ -55,9 +57,9 @@ def write_all(out: Path, stages, handle, acts, sections, tables, figures, notes,
     (out / "index.html").write_text(page, encoding="utf-8")
     files.append(out / "index.html")
     manifest = {"settings": settings, "versions": versions(), "chromium": browser,
-                "timings_s": stages.timings, "notes": notes,
+                "timings_s": stages.timings, "stages": stages.record(), "notes": notes,
                 "sections": [{"key": s.key, "title": s.title, "figures": [k for k, _ in s.figures], "files": s.links,
-                              "notes": s.notes} for s in sections],
+                              "notes": s.notes, "finding": s.finding} for s in sections],
                 "files": sorted(str(p.relative_to(out)) for p in files) + ["manifest.json"],
                 "activations": {k: v for k, v in acts.meta.items() if isinstance(v, (str, int, float, bool))}}
     stages.bar.close()

@@ -33,6 +33,20 @@ def is_directional(metric: str) -> bool:
     return metric.startswith(DIRECTIONAL_PREFIXES)
 
 
+#: ``direction=`` of the summaries: "both" = the mean of a -> b and b -> a (every value of both
+#: directions pooled), "forward" = a -> b as the pair is written (a queries, b is searched),
+#: "backward" = b -> a. Symmetric metrics ignore it; their rows say ``"symmetric"``.
+DIRECTIONS = ("both", "forward", "backward")
+SYMMETRIC = "symmetric"
+
+
+def check_direction(direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise MetricError(f"direction must be one of {DIRECTIONS} (forward = a -> b as the pair is written, "
+                          f"a queries), got {direction!r}")
+    return direction
+
+
 # ---------------------------------------------------------------------------------- labels
 DEFAULT_METRICS = ("cka", "cka_debiased", "anc", "p@1", "mexa")
 KNOWN = "cka, cka_debiased, anc, anc_abs, p@K (retrieval, e.g. p@1, p@5), mexa, mknn@K (mutual k-NN, e.g. mknn@10)"
@@ -170,6 +184,23 @@ class SimilarityResult:
         out = list(self.pairs)
         return out + [(b, a) for a, b in self.pairs] if is_directional(metric) else out
 
+    def direction_of(self, metric: str, lang_a: str, lang_b: str) -> str:
+        """``"forward"`` when (a, b) is a requested pair as written, ``"backward"`` when it is one
+        reversed, ``"symmetric"`` for symmetric metrics."""
+        if not is_directional(metric):
+            return SYMMETRIC
+        return "forward" if (lang_a, lang_b) in self.pairs else "backward"
+
+    def directed_slots(self, metric: str, direction: str = "both") -> list[tuple[str, str]]:
+        """The (lang_a, lang_b) entries that ``direction`` selects: the pairs as written
+        (``forward``), reversed (``backward``) or both; every pair for symmetric metrics."""
+        check_direction(direction)
+        if not is_directional(metric) or direction == "forward":
+            return list(self.pairs)
+        if direction == "backward":
+            return [(b, a) for a, b in self.pairs]
+        return self.slots(metric)
+
     def curve(self, metric: str, lang_a: str, lang_b: str, field_name: str = "value") -> pd.Series:
         """One metric over layers for one pair (a -> b for directional metrics), indexed by layer."""
         arr = self.arrays[field_name][self._metric_index(metric), :, self._lang_index(lang_a), self._lang_index(lang_b)]
@@ -188,7 +219,11 @@ class SimilarityResult:
 
     # ------------------------------------------------------------------ tables
     def to_dataframe(self) -> pd.DataFrame:
-        """Tidy table, one row per (metric, layer, lang_a, lang_b) value, with null and interval columns."""
+        """Tidy table, one row per (metric, layer, lang_a, lang_b) value, with null and interval columns.
+
+        ``direction``: ``forward`` (a -> b for a requested pair as written), ``backward`` (the pair
+        reversed) or ``symmetric``.
+        """
         rows = []
         fields = [f for f in FIELDS if f in self.arrays]
         for mi, metric in enumerate(self.metrics):
@@ -196,7 +231,8 @@ class SimilarityResult:
                 ia, ib = self._lang_index(a), self._lang_index(b)
                 block = {f: self.arrays[f][mi, :, ia, ib] for f in fields}
                 for li, layer in enumerate(self.layers):
-                    row = {"metric": metric, "layer": layer, "lang_a": a, "lang_b": b}
+                    row = {"metric": metric, "layer": layer, "lang_a": a, "lang_b": b,
+                           "direction": self.direction_of(metric, a, b)}
                     row.update({f: float(block[f][li]) for f in fields})
                     if self.anc_excluded is not None and metric.startswith("anc"):
                         row["excluded_neurons"] = int(self.anc_excluded[li, ia, ib])
@@ -223,16 +259,26 @@ class SimilarityResult:
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
     # ------------------------------------------------------------------ summaries
-    def layer_mean(self) -> pd.DataFrame:
-        """Per metric and layer: mean and std of the value over all pairs (both directions for
-        directional metrics), the mean null, and the share of pairs above the null."""
+    def layer_mean(self, direction: str = "both") -> pd.DataFrame:
+        """Per metric and layer: mean and std of the value over pairs, the mean null, and the share
+        of pairs above the null.
+
+        For directional metrics (``p@k``) ``direction`` picks the values: ``"both"`` (every pair in
+        both directions: the mean of a -> b and b -> a), ``"forward"`` (a -> b, the pairs as
+        written) or ``"backward"`` (b -> a); ``n_pairs`` counts the values averaged. Column
+        ``direction`` says which was used (``"symmetric"`` for symmetric metrics).
+        """
+        check_direction(direction)
         df = self.to_dataframe()
+        if direction != "both":
+            df = df[df["direction"].isin((direction, SYMMETRIC))]
+        df = df.assign(direction=np.where(df["direction"] == SYMMETRIC, SYMMETRIC, direction))
         agg: dict[str, Any] = {"mean": ("value", "mean"), "std": ("value", "std"), "n_pairs": ("value", "size")}
         if self.has_null:
             agg.update(null_mean=("null_mean", "mean"), share_above_null=("above_null", "mean"))
         if self.has_ci:
             agg.update(ci_low_mean=("ci_low", "mean"), ci_high_mean=("ci_high", "mean"))
-        return df.groupby(["metric", "layer"], sort=False).agg(**agg).reset_index()
+        return df.groupby(["metric", "direction", "layer"], sort=False).agg(**agg).reset_index()
 
     def peak_layers(self) -> pd.DataFrame:
         """Per metric and pair: the peak layer and value, and the mean and max over layers (as MEXA
@@ -242,33 +288,50 @@ class SimilarityResult:
             for a, b in self.slots(metric):
                 v = self.arrays["value"][mi, :, self._lang_index(a), self._lang_index(b)]
                 k = int(np.nanargmax(v))
-                rows.append({"metric": metric, "lang_a": a, "lang_b": b, "peak_layer": self.layers[k],
+                rows.append({"metric": metric, "lang_a": a, "lang_b": b, "direction": self.direction_of(metric, a, b),
+                             "peak_layer": self.layers[k],
                              "peak_value": float(v[k]), "mean_over_layers": float(np.nanmean(v)),
                              "max_over_layers": float(np.nanmax(v))})
         return pd.DataFrame(rows)
 
-    def profile(self, tol: float = 0.02) -> pd.DataFrame:
+    def profile(self, tol: float = 0.02, direction: str = "both") -> pd.DataFrame:
         """The "first align, then predict" profile of each metric's per-layer mean over pairs, and of
         each pair: value at the first layer, peak layer and value, value at the last layer,
         ``rise`` = peak - first, ``drop`` = peak - last, ``peak_position`` (0 = first layer,
         1 = last), and ``first_align_then_predict``: the peak is an interior layer and both the rise
         and the drop exceed ``tol``.
+
+        ``direction`` (directional metrics only): ``"both"`` profiles the mean of a -> b and b -> a
+        (per pair: the mean of its two curves), ``"forward"`` the pairs as written (a -> b),
+        ``"backward"`` the pairs reversed (rows then read lang_a = b, lang_b = a). Column
+        ``direction`` says which (``"symmetric"`` for symmetric metrics).
         """
+        check_direction(direction)
         rows = []
-        mean = self.layer_mean()
+        mean = self.layer_mean(direction)
         for metric in self.metrics:
             curve = mean.loc[mean["metric"] == metric, "mean"].to_numpy()
-            rows.append({"metric": metric, "lang_a": "mean", "lang_b": "mean", **_shape(curve, self.layers, tol)})
+            label = direction if is_directional(metric) else SYMMETRIC
+            rows.append({"metric": metric, "lang_a": "mean", "lang_b": "mean", "direction": label,
+                         **_shape(curve, self.layers, tol)})
             mi = self._metric_index(metric)
-            for a, b in self.slots(metric):
-                v = self.arrays["value"][mi, :, self._lang_index(a), self._lang_index(b)]
-                rows.append({"metric": metric, "lang_a": a, "lang_b": b, **_shape(v, self.layers, tol)})
+            value = self.arrays["value"][mi]
+            for a, b in self.directed_slots(metric, "forward" if direction == "both" else direction):
+                v = value[:, self._lang_index(a), self._lang_index(b)]
+                if label == "both":
+                    v = (v + value[:, self._lang_index(b), self._lang_index(a)]) / 2
+                rows.append({"metric": metric, "lang_a": a, "lang_b": b, "direction": label,
+                             **_shape(v, self.layers, tol)})
         return pd.DataFrame(rows)
 
-    def summary(self) -> str:
+    def summary(self, direction: str = "both") -> str:
         """A short text table: per metric and layer, the mean over pairs, the chance level and how
-        many pairs are above it (``*`` marks layers where every pair is)."""
-        lm = self.layer_mean()
+        many pairs are above it (``*`` marks layers where every pair is). Each line names the
+        retrieval direction it averages (``direction``: both, forward = a -> b, backward = b -> a)
+        or says ``symmetric``."""
+        lm = self.layer_mean(direction)
+        names = {"both": "both directions", "forward": "forward, a->b", "backward": "backward, b->a",
+                 SYMMETRIC: SYMMETRIC}
         lines = [repr(self)]
         for metric in self.metrics:
             part = lm[lm["metric"] == metric]
@@ -280,7 +343,7 @@ class SimilarityResult:
                     cells.append(f"L{r['layer']}:{r['mean']:.3f}{mark} (null {r['null_mean']:.3f})")
                 else:
                     cells.append(f"L{r['layer']}:{r['mean']:.3f}")
-            lines.append(f"{metric}: " + ", ".join(cells))
+            lines.append(f"{metric} ({names[part['direction'].iloc[0]]}): " + ", ".join(cells))
         return "\n".join(lines)
 
     def __repr__(self) -> str:

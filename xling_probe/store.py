@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -107,10 +108,45 @@ class CacheEntry:
         # The sidecar is written last: a part without it is not done.
         atomic_write_bytes(meta_path, json.dumps({"sha256": _sha256(raw), "shape": list(array.shape)}).encode())
 
-    def lock(self):
+    def lock(self) -> WaitingLock:
+        """The inter-process lock of this entry; says so on stderr while another process holds it."""
+        return WaitingLock(Path(str(self.folder) + ".lock"), self.folder)
+
+
+class WaitingLock:
+    """A file lock that prints one line when it has to wait for another process.
+
+    A second ``extract`` of the same entry would otherwise sit silently at 0% for as long as the
+    first one runs. The line goes through ``tqdm.write`` to stderr, like the progress bars, so it
+    does not break a bar that is being drawn.
+    """
+
+    def __init__(self, path: Path, folder: Path):
         from filelock import FileLock
 
-        return FileLock(str(self.folder) + ".lock")
+        self.path = path
+        self.folder = folder
+        self._lock = FileLock(str(path))
+
+    def __enter__(self) -> WaitingLock:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            _say(f"waiting for another process that is writing this cache entry ({self.folder}) ...")
+            self._lock.acquire()
+            _say("... the other process is done; going on (its finished parts are reused)")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+
+
+def _say(message: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 def write_activations(acts: Any, folder: Path) -> Path:
@@ -133,28 +169,57 @@ def write_activations(acts: Any, folder: Path) -> Path:
 
 
 def read_activations(folder: Path) -> Any:
-    """Load a folder written by :func:`write_activations`, verifying the checksum."""
+    """Load a folder written by :func:`write_activations`, verifying the checksum.
+
+    A folder that is not one (no ``manifest.json``) raises :class:`ExtractionError`; a damaged
+    one (a truncated or invalid manifest, a missing or corrupted data file) raises
+    :class:`CacheError` naming the folder and the file.
+    """
     from .activations import Activations
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ExtractionError(f"activation folder {folder} does not exist; write one with 'xling-probe extract --out {folder}'")
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise ExtractionError(f"{folder} has no {MANIFEST_FILE}; is it a folder written by 'xling-probe extract'?")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    raw = (folder / manifest.get("data_file", DATA_FILE)).read_bytes()
+    redo = f"Re-run 'xling-probe extract --out {folder}' (or Activations.save) to write it again."
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CacheError(
+            f"the saved activations in {folder} are damaged: {MANIFEST_FILE} is not valid JSON ({exc}), "
+            f"probably a truncated copy. {redo}"
+        ) from None
+    missing = [k for k in ("layers", "languages", "ids", "sha256") if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise CacheError(f"the saved activations in {folder} are damaged: {MANIFEST_FILE} lacks {', '.join(missing)}. {redo}")
+    data_path = folder / str(manifest.get("data_file", DATA_FILE))
+    try:
+        raw = data_path.read_bytes()
+    except OSError as exc:
+        raise CacheError(
+            f"the saved activations in {folder} are incomplete: {data_path.name} cannot be read "
+            f"({exc.strerror or exc}). {redo}"
+        ) from None
     if _sha256(raw) != manifest.get("sha256"):
-        raise CacheError(f"{folder / DATA_FILE} does not match the checksum in its manifest: the file is corrupted")
+        raise CacheError(
+            f"{data_path} does not match the checksum in its manifest: the file is corrupted. {redo}"
+        )
     data = np.load(io.BytesIO(raw), allow_pickle=False)
     texts = manifest.get("texts")
-    return Activations(
-        data=data,
-        layers=tuple(manifest["layers"]),
-        languages=tuple(manifest["languages"]),
-        ids=tuple(manifest["ids"]),
-        labels=manifest.get("labels", {}),
-        texts={k: tuple(v) for k, v in texts.items()} if texts else None,
-        meta=manifest.get("meta", {}),
-    )
+    try:
+        return Activations(
+            data=data,
+            layers=tuple(manifest["layers"]),
+            languages=tuple(manifest["languages"]),
+            ids=tuple(manifest["ids"]),
+            labels=manifest.get("labels", {}),
+            texts={k: tuple(v) for k, v in texts.items()} if texts else None,
+            meta=manifest.get("meta", {}),
+        )
+    except (ExtractionError, TypeError, ValueError, AttributeError) as exc:
+        raise CacheError(f"the saved activations in {folder} do not match their {MANIFEST_FILE} ({exc}). {redo}") from None
 
 
 def clear_cache(what: str = "activations", *, root: Path | str | None = None) -> int:

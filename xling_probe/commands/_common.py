@@ -1,13 +1,64 @@
-"""Options and helpers shared by several sub-commands."""
+"""Options and helpers shared by several sub-commands.
+
+Every integer option of every command goes through :func:`count` (so ``--limit 0`` or
+``--limit -5`` is refused by argparse with exit 2 instead of being ignored or read as a Python
+slice), and every ``--layers`` option through :func:`layers_arg`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import XlingProbeError
+from ..errors import ExtractionError, XlingProbeError
+
+
+def count(minimum: int = 1, meaning_of_minimum: str | None = None) -> Callable[[str], int]:
+    """An argparse ``type=``: an integer >= ``minimum``; anything else is an argparse error (exit 2).
+
+    ``meaning_of_minimum`` names what the smallest value does when it is allowed to mean
+    something special (e.g. 0 bootstrap resamples = no intervals); it is only used in messages.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            extra = f" ({minimum} = {meaning_of_minimum})" if meaning_of_minimum else ""
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}{extra}, got {value}")
+        return value
+
+    parse.__name__ = "positive_int" if minimum == 1 else f"int>={minimum}"
+    return parse
+
+
+#: An argparse ``type=`` for counts that must be >= 1 (sentences, batch size, tokens, items...).
+positive_int = count(1)
+#: An argparse ``type=`` for seeds: numpy's generators refuse negative seeds.
+seed_int = count(0)
+
+
+def layers_arg(text: str) -> str | list[int]:
+    """An argparse ``type=`` for ``--layers``: ``all``, ``1,5,9``, ``1-5`` (inclusive), ``0,3-5,18``, ``-1``.
+
+    Parsing is :func:`xling_probe.layers.parse_layers` (the library accepts the same strings);
+    whether the layers exist is checked later against the model or the saved activations.
+    """
+    from ..layers import parse_layers
+
+    try:
+        return parse_layers(text)
+    except ExtractionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+LAYERS_HELP = ("'all', or layer indices and inclusive ranges, e.g. 1,5,9 or 0,3-5,18; negative indices count "
+               "from the end (0 = embeddings, l = output of block l-1)")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -19,13 +70,17 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
+def add_data_options(p: argparse.ArgumentParser, *, langs_help: str | None = None,
+                     limit_help: str | None = None) -> None:
+    """--data, --langs and --limit; a command whose defaults differ states them in ``*_help``."""
     g = p.add_argument_group("data")
     g.add_argument("--data", default=None,
                    help="parallel corpus: .tsv (header = id + language codes, no quoting), .jsonl or .csv "
                         "(default: the bundled sample)")
-    g.add_argument("--langs", default=None, help="comma-separated language codes to use (default: all in the data)")
-    g.add_argument("--limit", type=int, default=None, help="use only the first N sentences")
+    g.add_argument("--langs", default=None,
+                   help=langs_help or "comma-separated language codes to use (default: all in the data)")
+    g.add_argument("--limit", type=positive_int, default=None,
+                   help=limit_help or "use only the first N sentences (default: all)")
 
 
 POOLINGS = ["mean", "last", "first", "weighted_mean"]
@@ -36,8 +91,9 @@ def add_extraction_options(p: argparse.ArgumentParser, title: str = "extraction"
     g = p.add_argument_group(title)
     g.add_argument("--pooling", default="mean", choices=POOLINGS,
                    help="sentence pooling (default: mean over real tokens, special tokens excluded)")
-    g.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default: 16)")
-    g.add_argument("--max-length", type=int, default=512, help="truncate sentences to this many tokens (default: 512)")
+    g.add_argument("--batch-size", type=positive_int, default=16, help="sentences per forward pass (default: 16)")
+    g.add_argument("--max-length", type=positive_int, default=512,
+                   help="truncate sentences to this many tokens (default: 512)")
     return g
 
 
@@ -75,7 +131,8 @@ def acts_from(args: argparse.Namespace):
         return acts
     from ..extract import extract
 
-    return extract(load_model_from(args), load_corpus_from(args), pooling=args.pooling,
+    corpus = load_corpus_from(args)  # data and language typos fail here, before the slow model load
+    return extract(load_model_from(args), corpus, pooling=args.pooling,
                    batch_size=args.batch_size, max_length=args.max_length)
 
 
@@ -119,29 +176,29 @@ def load_model_from(args: argparse.Namespace):
 
 
 def load_corpus_from(args: argparse.Namespace):
+    """--data (or the bundled sample) restricted to --langs and --limit. Cheap: call it before
+    :func:`load_model_from` so a wrong file or language code fails at once."""
     from ..corpus import ParallelCorpus, load_corpus
 
     langs = split_list(args.langs)
+    if args.data and Path(args.data).expanduser().is_dir():
+        raise XlingProbeError(f"--data {args.data} is a folder; pass a corpus file (.tsv, .jsonl or .csv)")
     corpus = load_corpus(args.data) if args.data else ParallelCorpus.sample()
     if langs:
         corpus = corpus.select_languages(langs)
-    if args.limit:
+    if args.limit is not None:
         corpus = corpus.head(args.limit)
     return corpus
 
 
 def prepare_out(path: str | Path, *, force: bool = False) -> Path:
-    """Create the output folder; refuse a non-empty one unless ``force`` (never deletes anything)."""
-    out = Path(path).expanduser()
-    if out.exists() and not out.is_dir():
-        raise XlingProbeError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise XlingProbeError(
-            f"--out {out} exists and is not empty; choose another folder or pass --force "
-            "(files with the same names are overwritten, nothing else is deleted)"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    """Create the --out folder; refuse a non-empty one unless --force (never deletes anything).
+
+    A thin wrapper of :func:`xling_probe.paths.prepare_output_folder` whose messages name the flags.
+    """
+    from ..paths import prepare_output_folder
+
+    return prepare_output_folder(path, force=force, what="--out folder", force_hint="pass --force")
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_model_options, load_model_from, prepare_out, write_json
+from ..errors import XlingProbeError
+
+from ._common import add_model_options, count, load_model_from, positive_int, prepare_out, seed_int, write_json
 
 
 def register(sub) -> None:
@@ -25,27 +27,41 @@ def register(sub) -> None:
                    help="prompt type (default: translation)")
     g.add_argument("--words", default=None,
                    help="word list CSV with one column per language code (default: the bundled list)")
-    g.add_argument("--shots", type=int, default=5, help="examples per prompt (default: 5)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the shot choice and the bootstrap (default: 0)")
-    g.add_argument("--limit", type=int, default=None, help="use only the first N items that pass the filters")
+    g.add_argument("--shots", type=count(0, "zero-shot"), default=5,
+                   help="examples per prompt, 0 = zero-shot (default: 5)")
+    g.add_argument("--seed", type=seed_int, default=0, help="seed of the shot choice and the bootstrap (default: 0)")
+    g.add_argument("--limit", type=positive_int, default=None,
+                   help="use only the first N items that pass the filters (default: all)")
     g.add_argument("--single-token", action="store_true", help="keep only words that are one token; sets = that token")
     g.add_argument("--keep-overlap", action="store_true",
                    help="keep items whose latent and target token sets overlap or whose latent word is inside the "
                         "target word (dropped by default)")
-    g.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default: 8)")
-    g.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    g.add_argument("--batch-size", type=positive_int, default=8, help="prompts per forward pass (default: 8)")
+    g.add_argument("--n-boot", type=positive_int, default=1000, help="bootstrap resamples (default: 1000)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..lens import language_drift
+    from ..lens import language_drift, load_words
 
+    # The word list and the language codes are checked before the slow model load.
+    words = load_words(args.words)
+    target = words.resolve_language(args.target)
+    words.resolve_language(args.latent)
+    if args.task == "translation":
+        if args.source is None:
+            raise XlingProbeError("--task translation needs --source (the language of the given word), e.g. --source fr")
+        if words.resolve_language(args.source) == target:
+            raise XlingProbeError(
+                f"--source and --target are both {target!r}: translating a language into itself is the "
+                "repetition task; use --task repetition --target " + target
+            )
     out = prepare_out(args.out, force=args.force)
     model = load_model_from(args)
     result = language_drift(
-        model, args.words, source=args.source, target=args.target, latent=args.latent, task=args.task,
+        model, words, source=args.source, target=args.target, latent=args.latent, task=args.task,
         shots=args.shots, seed=args.seed, single_token=args.single_token, drop_overlap=not args.keep_overlap,
         drop_substring=not args.keep_overlap, limit=args.limit, batch_size=args.batch_size, n_boot=args.n_boot,
     )

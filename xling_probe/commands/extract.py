@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_data_options, add_extraction_options, add_model_options, add_out_options, load_corpus_from, load_model_from, prepare_out, split_list
+from ._common import (
+    LAYERS_HELP,
+    add_data_options,
+    add_extraction_options,
+    add_model_options,
+    add_out_options,
+    layers_arg,
+    load_corpus_from,
+    load_model_from,
+    prepare_out,
+)
 
 
 def register(sub) -> None:
@@ -17,7 +27,7 @@ def register(sub) -> None:
     add_model_options(p)
     add_data_options(p)
     g = add_extraction_options(p)
-    g.add_argument("--layers", default="all", help="'all' or comma-separated layer indices, negatives count from the end")
+    g.add_argument("--layers", type=layers_arg, default="all", help=f"{LAYERS_HELP} (default: all)")
     g.add_argument("--include-special", action="store_true", help="include BOS/CLS/SEP/EOS in mean pooling")
     g.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     add_out_options(p)
@@ -27,11 +37,10 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..extract import extract
 
+    corpus = load_corpus_from(args)  # a wrong file or language fails here, before the slow model load
     out = prepare_out(args.out, force=args.force)
-    layers = "all" if args.layers == "all" else [int(x) for x in split_list(args.layers) or []]
     model = load_model_from(args)
-    corpus = load_corpus_from(args)
-    acts = extract(model, corpus, layers=layers, pooling=args.pooling, include_special=args.include_special,
+    acts = extract(model, corpus, layers=args.layers, pooling=args.pooling, include_special=args.include_special,
                    batch_size=args.batch_size, max_length=args.max_length, cache=not args.no_cache)
     acts.save(out)
     print(f"wrote {acts!r} to {out}")

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import acts_from, add_acts_options, add_out_options, prepare_out, split_list, write_json
+from ._common import LAYERS_HELP, acts_from, add_acts_options, add_out_options, layers_arg, prepare_out, seed_int, write_json
 
 
 def _heldout_size(text: str) -> float | int:
-    """'0.2' -> a fraction, '100' -> a count."""
+    """'0.2' -> a fraction in (0, 1), '100' -> a count >= 1; anything else is an argparse error."""
     try:
-        return int(text)
+        value: float | int = int(text)
     except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--heldout must be a fraction like 0.2 or a count like 100, got {text!r}")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+    if (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0.0 < value < 1.0):
+        return value
+    raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 like 0.2 or a count >= 1 like 100, got {text!r}")
 
 
 def register(sub) -> None:
@@ -33,7 +35,7 @@ def register(sub) -> None:
     n = p.add_argument_group("neutrality")
     n.add_argument("--heldout", type=_heldout_size, default=0.5,
                    help="held-out split size: a fraction (0.2) or a number of sentences (100); default 0.5")
-    n.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
+    n.add_argument("--seed", type=seed_int, default=0, help="seed of the split (default: 0)")
     n.add_argument("--centering", default="fit", choices=["fit", "self"],
                    help="'fit': means from the fit split applied to the held-out split (default); "
                         "'self': each split centered on its own means (the paper's setting)")
@@ -42,11 +44,12 @@ def register(sub) -> None:
     n.add_argument("--pivot", default=None, help="pivot language (default: the first language)")
     n.add_argument("--pairs", default="all", choices=["all", "pivot"],
                    help="retrieval over all language pairs or pivot vs each other language (default: all)")
-    n.add_argument("--probe", default="logistic", choices=["logistic", "knn"],
-                   help="language-ID probe: 'logistic' (linear, default) or 'knn' (cosine 5-NN: also sees "
-                        "language identity that centering leaves in a non-linear form)")
+    n.add_argument("--probe", default="knn", choices=["knn", "logistic"],
+                   help="language-ID probe: 'knn' (cosine 5-NN, default: sees the language identity that "
+                        "centering leaves) or 'logistic' (linear: at chance by construction after centering "
+                        "or projection, marked so in the output)")
     n.add_argument("--alpha", type=float, default=0.0, help="ridge penalty of the least-squares projection")
-    n.add_argument("--layers", default=None, help="comma-separated layers to evaluate (default: all)")
+    n.add_argument("--layers", type=layers_arg, default="all", help=f"layers to evaluate: {LAYERS_HELP} (default: all)")
     add_out_options(p)
     p.set_defaults(func=run)
 
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = prepare_out(args.out, force=args.force)
     acts = acts_from(args)
-    layers = [int(x) for x in split_list(args.layers)] if args.layers else None
+    layers = None if args.layers == "all" else args.layers
     report = neutrality(
         acts, args.heldout, seed=args.seed, centering=args.centering,
         projection=None if args.projection == "none" else args.projection,

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import acts_from, add_acts_options, add_out_options, parse_pairs, prepare_out, split_list, write_json
+from ._common import (
+    LAYERS_HELP,
+    acts_from,
+    add_acts_options,
+    add_out_options,
+    count,
+    layers_arg,
+    parse_pairs,
+    prepare_out,
+    seed_int,
+    split_list,
+    write_json,
+)
 
 
 def register(sub) -> None:
@@ -23,11 +35,13 @@ def register(sub) -> None:
                         "(default: cka,cka_debiased,anc,p@1,mexa)")
     s.add_argument("--pairs", default="all",
                    help="'all', 'pivot:en', or comma-separated pairs like en-de,en-zh (default: all)")
-    s.add_argument("--layers", default="all", help="'all' or comma-separated layer indices (default: all)")
-    s.add_argument("--null-permutations", type=int, default=20, help="shuffled pairings for the null (default: 20)")
-    s.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals (default: 200)")
+    s.add_argument("--layers", type=layers_arg, default="all", help=f"{LAYERS_HELP} (default: all)")
+    s.add_argument("--null-permutations", type=count(0, "no null"), default=20,
+                   help="shuffled pairings for the null, 0 = no null (default: 20)")
+    s.add_argument("--bootstrap", type=count(0, "no intervals"), default=200,
+                   help="bootstrap resamples for the intervals, 0 = no intervals (default: 200)")
     s.add_argument("--ci", type=float, default=0.95, help="interval level (default: 0.95)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the permutations and resamples (default: 0)")
+    s.add_argument("--seed", type=seed_int, default=0, help="seed of the permutations and resamples (default: 0)")
     s.add_argument("--cross-layer", default=None,
                    help="also write the layer x layer matrix of these pairs for --cross-metric, e.g. en-de,en-zh")
     s.add_argument("--cross-metric", default="cka", help="metric of --cross-layer: cka, cka_debiased, anc, anc_abs")
@@ -49,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = prepare_out(args.out, force=args.force)
     acts = acts_from(args)
-    layers = "all" if args.layers == "all" else [int(x) for x in split_list(args.layers) or []]
+    layers = args.layers
     result = similarity(acts, metrics=split_list(args.metrics) or [], pairs=parse_pairs(args.pairs), layers=layers,
                         null_permutations=args.null_permutations, bootstrap=args.bootstrap, ci=args.ci, seed=args.seed)
     tables = {"similarity": result.to_dataframe(), "layer_mean": result.layer_mean(),

@@ -1,6 +1,6 @@
 """The logit lens, computed in bounded memory.
 
-Definition (SCIENCE.md, nostalgebraist; Wendler et al. 2024): logits_l = unembed(final_norm(h_l))
+Definition (docs/science.md, "Logit lens"; nostalgebraist; Wendler et al. 2024): logits_l = unembed(final_norm(h_l))
 for each layer l, softmax in float32 over the full vocabulary. ``h_l`` is the raw residual stream
 (index 0 = the embedding output, l = the output of block l - 1) as the hooks of
 :mod:`xling_probe.extract` capture it, so the final norm is applied here exactly once. The norm

@@ -149,7 +149,7 @@ def language_drift(
     target: str,
     latent: str = "en",
     task: str = "translation",
-    shots: int = 5,
+    shots: int | None = None,
     seed: int = 0,
     single_token: bool = False,
     drop_overlap: bool = True,
@@ -161,6 +161,7 @@ def language_drift(
     check: bool = True,
     chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
     progress: bool = True,
+    recipe: str | None = None,
 ) -> DriftResult:
     """Per-layer P(target), P(latent), P(source), entropy, rank and KL for ``source -> target``.
 
@@ -170,8 +171,34 @@ def language_drift(
     reported in ``result.dropped``; ``limit`` keeps the first N remaining items. ``task`` is
     'translation', 'repetition' (source = target) or 'cloze' (a ``cloze_<target>`` column).
     ``check`` verifies on the first batch that the lens at the last layer reproduces the model's
-    own logits.
+    own logits. ``shots`` counts the demonstrations before the query (default 5).
+
+    ``recipe="wendler"`` reproduces the protocol of Wendler et al. 2024 (docs/science.md,
+    :mod:`xling_probe.recipes`), which differs from the defaults in three ways:
+
+    1. their ``k`` counts the query: k = 5 means 4 demonstrations + the query, so the recipe
+       writes ``shots=4`` (ours: ``shots`` demonstrations + the query, default 5);
+    2. the token sets of zh and ru always include the first-byte token (``<0xNN>`` of the first
+       UTF-8 byte) even when the tokenizer writes the word without byte tokens (ours: only when it
+       does);
+    3. demonstrations are drawn only from the items that passed the filters (ours: from every row
+       with both words), before ``limit``.
+
+    The single-token and overlap/substring filters are the same (``single_token=False``,
+    ``drop_overlap=True``, ``drop_substring=True``); an explicit argument that contradicts the
+    recipe (e.g. ``shots=5``) raises :class:`~xling_probe.recipes.RecipeError`.
+    ``result.meta`` records ``recipe``, ``shots`` (demonstrations), ``k`` (demonstrations + the
+    query), ``first_byte_languages`` and ``demonstrations_from`` in every case.
     """
+    from ..recipes import DRIFT_RECIPES, resolve
+
+    rec, chosen = resolve(recipe, DRIFT_RECIPES,
+                          {"shots": shots, "first_byte_languages": None, "demonstrations_from": None,
+                           "single_token": single_token, "drop_overlap": drop_overlap,
+                           "drop_substring": drop_substring},
+                          {"shots": 5, "first_byte_languages": (), "demonstrations_from": "usable rows"})
+    shots = chosen["shots"]
+
     from tqdm.auto import tqdm
 
     lens = Lens(model)
@@ -182,9 +209,15 @@ def language_drift(
     if task == "translation" and source is None:
         raise LensError("translation needs source= (the language of the given word), e.g. source='fr'")
     src = tgt if task in ("repetition", "cloze") else words.resolve_language(source)
+    if task == "translation" and src == tgt:
+        raise LensError(
+            f"source and target are both {tgt!r}: translating a language into itself is the repetition task; "
+            f"use task='repetition', target={tgt!r}"
+        )
     lat = words.resolve_language(latent)
     item_sets = build_item_sets(model.tokenizer, words, [src, tgt, lat], latent=lat, target=tgt,
-                                single_token=single_token, drop_overlap=drop_overlap, drop_substring=drop_substring)
+                                single_token=single_token, drop_overlap=drop_overlap, drop_substring=drop_substring,
+                                first_byte_languages=chosen["first_byte_languages"])
     kept = list(item_sets.kept)
     if limit is not None:
         if limit < 1:
@@ -195,7 +228,8 @@ def language_drift(
             f"only {len(kept)} item(s) remain for {src} -> {tgt} (latent {lat}); {item_sets.dropped}. "
             "Use a longer word list, or relax the filters (single_token=False, drop_overlap/drop_substring)."
         )
-    prompts = build_prompts(words, task=task, source=src, target=tgt, shots=shots, seed=seed, indices=kept)
+    prompts = build_prompts(words, task=task, source=src, target=tgt, shots=shots, seed=seed, indices=kept,
+                            demonstrations=item_sets.kept if chosen["demonstrations_from"] == "kept" else None)
     concepts = [p.concept for p in prompts]
     rows = encode(model, [p.text for p in prompts], labels=concepts)
     position = {k: j for j, k in enumerate(item_sets.kept)}
@@ -227,7 +261,10 @@ def language_drift(
         model=model.name, source=src, target=tgt, latent=lat, task=task, layers=tuple(layers),
         concepts=tuple(concepts), values=out, summary=summary, prompts=tuple(p.text for p in prompts),
         dropped=item_sets.dropped, level=level,
-        meta={"fingerprint": model.fingerprint, "backend": model.backend, "shots": shots, "seed": seed,
+        meta={"fingerprint": model.fingerprint, "backend": model.backend, "shots": shots, "k": shots + 1,
+              "recipe": rec.name if rec is not None else None,
+              "first_byte_languages": list(chosen["first_byte_languages"]),
+              "demonstrations_from": chosen["demonstrations_from"], "seed": seed,
               "single_token": single_token, "n_boot": n_boot, "words": words.meta.get("source", "?"),
               "final_logits_max_abs_diff": check_diff,
               "lens": "logits_l = unembed(final_norm(h_l)), softmax in float32, last position"},

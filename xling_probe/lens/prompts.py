@@ -13,6 +13,11 @@ uses sentences with a blank ``___`` from a ``cloze_<lang>`` column of the word l
 per line: ``Die ___ blüht im Garten. → "Blume"``. Free prompts are any text. The shots are drawn
 at random from the other items, seeded per item by (seed, item index), so an item's prompt does
 not change when other items are dropped or added.
+
+``shots`` counts the demonstrations; Wendler et al.'s ``k`` counts the query too (their k = 5 is
+``shots=4``). By default demonstrations come from every row that has the words the task needs;
+``demonstrations=`` restricts them to given rows (Wendler et al. draw them only from the items
+that passed the filters; docs/science.md).
 """
 
 from __future__ import annotations
@@ -89,12 +94,15 @@ def build_prompts(
     shots: int = 5,
     seed: int = 0,
     indices: Sequence[int] | None = None,
+    demonstrations: Sequence[int] | None = None,
 ) -> list[Prompt]:
     """One prompt per item ``indices`` (default: every row) of ``words``.
 
-    Shots come from the rows that have what the task needs (both words, or the target word and
-    a cloze sentence), never the item itself. Raises :class:`LensError` when ``shots`` is larger
-    than the number of such other rows, or when the query item itself lacks a word.
+    Shots (demonstrations, not counting the query) come from the rows that have what the task
+    needs (both words, or the target word and a cloze sentence), never the item itself; with
+    ``demonstrations`` (row indices) only from those rows. Raises :class:`LensError` when
+    ``shots`` is larger than the number of such other rows, or when the query item itself lacks
+    a word.
     """
     if task not in TASKS:
         raise LensError(f"unknown task {task!r}; use one of {', '.join(TASKS)} (or free_prompt(text))")
@@ -114,16 +122,21 @@ def build_prompts(
             return bool(words.words[tgt][k]) and BLANK in cloze[k]
         return bool(words.words[src][k]) and bool(words.words[tgt][k])
 
-    pool = [k for k in range(len(words)) if usable(k)]
+    allowed = None if demonstrations is None else {int(k) for k in demonstrations}
+    pool = [k for k in range(len(words)) if usable(k) and (allowed is None or k in allowed)]
     items = list(range(len(words))) if indices is None else [int(k) for k in indices]
     bad = [words.concepts[k] for k in items if not usable(k)]
     if bad:
         need = f"a {tgt} word and a cloze sentence with {BLANK}" if cloze is not None else f"words in {src} and {tgt}"
         raise LensError(f"{len(bad)} item(s) lack {need}: {', '.join(bad[:10])}")
-    if shots > len(pool) - 1:
+    # the query is never its own demonstration: an item inside the pool has len(pool) - 1 others
+    in_pool = set(pool)
+    room = len(pool) - 1 if any(k in in_pool for k in items) else len(pool)
+    if shots > room:
         raise LensError(
-            f"{shots} shots asked, but only {len(pool) - 1} other items have "
-            f"{'cloze sentences' if cloze is not None else f'words in {src} and {tgt}'}; use shots <= {max(0, len(pool) - 1)} "
+            f"{shots} shots asked, but only {room} other items have "
+            f"{'cloze sentences' if cloze is not None else f'words in {src} and {tgt}'}"
+            f"{'' if allowed is None else ' among the allowed demonstrations'}; use shots <= {max(0, room)} "
             "or a longer word list"
         )
     out = []

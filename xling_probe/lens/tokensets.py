@@ -1,6 +1,6 @@
 """Token sets: which vocabulary tokens count as "the model is starting to write this word".
 
-Definition (SCIENCE.md, Wendler et al. 2024): the token set of a word is every vocabulary token
+Definition (docs/science.md, "Token sets"; Wendler et al. 2024): the token set of a word is every vocabulary token
 that is a prefix of the word, with and without the tokenizer's word-start marker (SentencePiece
 ``▁``, byte-level BPE ``Ġ``), plus the first byte-fallback token for scripts that a tokenizer
 splits into bytes. P(language) at a layer = sum of the probabilities of the token set.
@@ -15,6 +15,12 @@ How the prefixes are spelled depends on the tokenizer's scheme:
   prefixes are byte prefixes of the UTF-8 encoding written in byte-characters (a Chinese
   character is three byte-characters; its first one is the "first byte" token).
 - other tokenizers: plain character prefixes.
+
+Wendler et al. add the first-byte token for zh and ru always, whether or not the tokenizer spells
+the word with byte tokens; ``first_byte="always"`` (``build_item_sets(...,
+first_byte_languages=("zh", "ru"))``, the ``recipe="wendler"`` of ``language_drift``) does the
+same. By default (``"auto"``) it is added only when the word is written with byte tokens, so on a
+large vocabulary (Gemma 3) a Chinese word that is one token gets no byte token.
 
 ``single_token=True`` keeps only whole-word tokens (``w`` and marker + ``w``); a word that is not
 one token then gets an empty set and is dropped with that reason.
@@ -156,10 +162,17 @@ def _candidates(scheme: TokenScheme, word: str, single_token: bool) -> list[str]
     return out
 
 
-def _first_byte_token(tokenizer: Any, scheme: TokenScheme, word: str) -> str | None:
-    """``<0xNN>`` of the word's first UTF-8 byte when the tokenizer writes the word with byte tokens."""
+FIRST_BYTE = ("auto", "always")
+
+
+def _first_byte_token(tokenizer: Any, scheme: TokenScheme, word: str, always: bool = False) -> str | None:
+    """``<0xNN>`` of the word's first UTF-8 byte when the tokenizer writes the word with byte tokens
+    (``always``: whenever the vocabulary has byte tokens). Byte-level BPE needs nothing here: the
+    first byte-character is already a prefix candidate."""
     if not scheme.byte_fallback or not word:
         return None
+    if always:
+        return f"<0x{word.encode('utf-8')[0]:02X}>"
     for text in (word, " " + word):
         pieces = [p for p in tokenizer.tokenize(text) if p != scheme.marker]
         if pieces and scheme.is_byte_token(pieces[0]):
@@ -167,11 +180,16 @@ def _first_byte_token(tokenizer: Any, scheme: TokenScheme, word: str) -> str | N
     return None
 
 
-def token_set(tokenizer: Any, word: str | Sequence[str], *, language: str = "", single_token: bool = False) -> TokenSet:
+def token_set(tokenizer: Any, word: str | Sequence[str], *, language: str = "", single_token: bool = False,
+              first_byte: str = "auto") -> TokenSet:
     """The token set of ``word`` (or the union over alternative spellings) in ``tokenizer``.
 
     Ids are sorted and unique. An empty set is a valid answer (the caller decides to drop).
+    ``first_byte``: ``"auto"`` adds the first-byte token when the tokenizer writes the word with
+    byte tokens, ``"always"`` whenever the vocabulary has byte tokens (Wendler et al. for zh/ru).
     """
+    if first_byte not in FIRST_BYTE:
+        raise LensError(f"first_byte must be one of {FIRST_BYTE}, got {first_byte!r}")
     alts = [word] if isinstance(word, str) else list(word)
     alts = [a for a in (w.strip() for w in alts) if a]
     if not alts:
@@ -185,7 +203,7 @@ def token_set(tokenizer: Any, word: str | Sequence[str], *, language: str = "", 
             if tid is not None:
                 found[tid] = cand
         if not single_token:
-            first = _first_byte_token(tokenizer, scheme, w)
+            first = _first_byte_token(tokenizer, scheme, w, always=first_byte == "always")
             if first is not None and first in scheme.vocab:
                 found[scheme.vocab[first]] = first
                 used_bytes = True
@@ -245,6 +263,7 @@ def build_item_sets(
     single_token: bool = False,
     drop_overlap: bool = True,
     drop_substring: bool = True,
+    first_byte_languages: Sequence[str] = (),
 ) -> ItemSets:
     """Token sets of every concept in ``languages``, with the filters of Wendler et al.
 
@@ -256,7 +275,12 @@ def build_item_sets(
     sets share a token (``drop_overlap``), or when the latent word is a substring of the target
     word, case-insensitive (``drop_substring``). The two filters are skipped when latent ==
     target: they exist to tell the two languages apart.
+
+    ``first_byte_languages``: languages (e.g. ``("zh", "ru")``, matched on the base code, so
+    ``zh-Hans`` counts as zh) whose token sets always get the first-byte token
+    (``token_set(..., first_byte="always")``), as Wendler et al. do.
     """
+    always_bytes = {str(lang).split("-")[0].lower() for lang in first_byte_languages}
     codes = list(dict.fromkeys(words.resolve_language(lang) for lang in languages))
     lat = words.resolve_language(latent) if latent is not None else None
     tgt = words.resolve_language(target) if target is not None else None
@@ -275,7 +299,8 @@ def build_item_sets(
             if not alts:
                 reasons.append((code, REASON_MISSING.format(lang=code)))
                 continue
-            ts = token_set(tokenizer, alts, language=code, single_token=single_token)
+            ts = token_set(tokenizer, alts, language=code, single_token=single_token,
+                           first_byte="always" if code.split("-")[0].lower() in always_bytes else "auto")
             if not ts.ids:
                 reasons.append((code, empty_reason.format(lang=code)))
             row[code] = ts

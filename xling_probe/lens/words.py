@@ -8,6 +8,10 @@ written in prompts, the token set of the word is the union over all of them. Emp
 "no word in this language" and drop the concept for analyses that need that language.
 
 The bundled list (``xling_probe/data/words.csv``, described in ``words.md``) is the default.
+The word lists of Wendler et al. (2024) are read as published too: one ``clean.csv`` per
+language folder with columns ``lang``, ``word_original`` (the English word) and
+``word_translation`` (the word in ``lang``), plus extra columns (``blank_prompt_*``, ``error``)
+that are kept as ``wendler_<column>_<lang>`` extras; see :meth:`WordList.from_wendler`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ ALT_SEP = "|"
 #: Columns that are never read as languages.
 META_COLUMNS = frozenset({"concept", "id", "notes", "note", "category", "pos", "source"})
 CLOZE_PREFIX = "cloze_"
+#: Prefix of the extra columns kept from Wendler et al.'s files (never read as languages).
+WENDLER_PREFIX = "wendler_"
+#: The columns that make a CSV a Wendler et al. word-list file.
+WENDLER_COLUMNS = ("lang", "word_original", "word_translation")
+WENDLER_FILE = "clean.csv"
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +86,7 @@ class WordList:
             low = name.lower()
             if low in ("concept", "id"):
                 concept_col = j
-            elif low in META_COLUMNS or low.startswith(CLOZE_PREFIX) or not low:
+            elif low in META_COLUMNS or low.startswith((CLOZE_PREFIX, WENDLER_PREFIX)) or not low:
                 extras[name] = j
             else:
                 try:
@@ -123,6 +132,43 @@ class WordList:
             except StopIteration:
                 raise LensError(f"the word list {p} is empty") from None
             return cls.from_rows(header, list(reader), source=str(p))
+
+    @classmethod
+    def from_wendler(cls, paths: Sequence[str | Path]) -> WordList:
+        """Merge Wendler et al.'s per-language ``clean.csv`` files into one list keyed by the English word.
+
+        Each file has ``lang``, ``word_original`` (English) and ``word_translation`` (the word in
+        ``lang``); concepts are the English words of all files (an outer join: a word missing
+        from one language leaves that cell empty, which drops the concept only for analyses that
+        need that language). The English column comes from ``word_original``. Two rows with the
+        same English word in one language become alternative spellings (``|``), the first one
+        written in prompts. Other columns are kept as extras ``wendler_<column>_<lang>``.
+        """
+        files = [Path(p).expanduser() for p in paths]
+        if not files:
+            raise LensError("no Wendler word-list files given; pass clean.csv paths or a folder of <lang>/clean.csv")
+        order: dict[str, None] = {}
+        words: dict[str, dict[str, list[str]]] = {"en": {}}
+        labels: dict[str, str] = {"en": "en"}
+        extras: dict[str, dict[str, str]] = {}
+        for path in files:
+            for lang, label, en, alts, extra in _wendler_rows(path):
+                order.setdefault(en, None)
+                words["en"].setdefault(en, [en])
+                if lang != "en":
+                    labels.setdefault(lang, label)
+                    cell = words.setdefault(lang, {}).setdefault(en, [])
+                    cell.extend(a for a in alts if a not in cell)
+                for name, value in extra.items():
+                    extras.setdefault(f"{WENDLER_PREFIX}{name}_{lang}", {}).setdefault(en, value)
+        concepts = tuple(order)
+        return cls(
+            concepts=concepts,
+            words={lang: tuple(tuple(col.get(c, ())) for c in concepts) for lang, col in words.items()},
+            extras={name: tuple(col.get(c, "") for c in concepts) for name, col in extras.items()},
+            labels=labels,
+            meta={"source": ", ".join(map(str, files)), "format": "wendler", "files": [str(f) for f in files]},
+        )
 
     @classmethod
     def from_dataframe(cls, df: Any, *, source: str = "DataFrame") -> WordList:
@@ -220,8 +266,65 @@ def bundled_words_path() -> Path:
     return Path(str(resources.files("xling_probe.data").joinpath(WORDS_FILE)))
 
 
+def _wendler_rows(path: Path):
+    """Yield ``(code, lang label, English word, alternatives, extras)`` for each row of one ``clean.csv``."""
+    if not path.is_file():
+        raise LensError(f"word list not found: {path}")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        missing = [c for c in WENDLER_COLUMNS if c not in header]
+        if missing:
+            raise LensError(
+                f"{path} is not a Wendler et al. word-list file: it lacks the column(s) {', '.join(missing)} "
+                f"(its header is {header})"
+            )
+        at = {c: header.index(c) for c in WENDLER_COLUMNS}
+        skip = set(at.values()) | {j for j, h in enumerate(header) if not h or h.startswith("Unnamed:")}
+        for ln, row in enumerate(reader, 2):
+            if not any(c.strip() for c in row):
+                continue
+            row = row + [""] * (len(header) - len(row))
+            label = row[at["lang"]].strip() or path.parent.name
+            try:
+                code = normalize_code(label)
+            except LanguageCodeError:
+                raise LensError(f"{path} line {ln}: lang {label!r} is not a language code") from None
+            en = row[at["word_original"]].strip()
+            if not en:
+                raise LensError(f"{path} line {ln}: word_original (the English word) is empty")
+            alts = _alternatives(row[at["word_translation"]])
+            yield code, label, en, alts, {header[j]: row[j].strip() for j in range(len(header)) if j not in skip}
+
+
+def _is_wendler_file(path: Path) -> bool:
+    """True when the CSV header has Wendler et al.'s ``lang``, ``word_original``, ``word_translation``."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = {h.strip() for h in next(csv.reader(fh), [])}
+    except (OSError, UnicodeDecodeError):
+        return False
+    return all(c in header for c in WENDLER_COLUMNS)
+
+
+def wendler_files(folder: str | Path) -> list[Path]:
+    """The ``<lang>/clean.csv`` files of a folder laid out like Wendler et al.'s published data."""
+    root = Path(folder).expanduser()
+    files = sorted(root.glob(f"*/{WENDLER_FILE}"))
+    if (root / WENDLER_FILE).is_file():
+        files.insert(0, root / WENDLER_FILE)
+    if not files:
+        raise LensError(f"{root} holds no <lang>/{WENDLER_FILE} files; pass a word-list CSV or such a folder")
+    return files
+
+
 def load_words(source: Any = None) -> WordList:
-    """A :class:`WordList` from ``None`` (the bundled list), a CSV path, a DataFrame, a dict or a WordList."""
+    """A :class:`WordList` from ``None`` (the bundled list), a CSV path, a DataFrame, a dict or a WordList.
+
+    Wendler et al.'s published files are recognised by their header: one ``clean.csv`` path, a
+    list of them, or a folder of ``<lang>/clean.csv`` subfolders (merged by
+    :meth:`WordList.from_wendler`).
+    """
     if source is None:
         path = bundled_words_path()
         if not path.is_file():
@@ -230,12 +333,19 @@ def load_words(source: Any = None) -> WordList:
     if isinstance(source, WordList):
         return source
     if isinstance(source, (str, Path)):
-        return WordList.from_csv(source)
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return WordList.from_wendler(wendler_files(path))
+        if path.is_file() and _is_wendler_file(path):
+            return WordList.from_wendler([path])
+        return WordList.from_csv(path)
+    if isinstance(source, (list, tuple)) and source and all(isinstance(p, (str, Path)) for p in source):
+        return WordList.from_wendler(source)
     if isinstance(source, Mapping):
         return WordList.from_dict(source)
     if hasattr(source, "itertuples") and hasattr(source, "columns"):
         return WordList.from_dataframe(source)
     raise LensError(
-        f"cannot read a word list from {type(source).__name__}; pass a CSV path, a DataFrame, a dict of "
-        "columns or a WordList"
+        f"cannot read a word list from {type(source).__name__}; pass a CSV path, a list of Wendler clean.csv "
+        "paths or their folder, a DataFrame, a dict of columns or a WordList"
     )

@@ -89,30 +89,71 @@ def similarity_curves(result: Any, metric: str | None = None, pairs: Sequence[tu
     return fig
 
 
-def neutrality_curves(report: Any, *, title: str | None = None) -> go.Figure:
+def neutrality_curves(report: Any, *, title: str | None = None, direction: str = "both") -> go.Figure:
     """Three panels per layer for a :class:`~xling_probe.neutrality.NeutralityReport`, one line per
-    condition (raw, centered, projected): held-out retrieval P@k (mean over pairs and directions,
-    band = min to max over them), language-ID probe accuracy (dotted line = chance, 1 / languages)
-    and the share of variance explained by the language means."""
+    condition (raw, centered, projected): held-out retrieval P@k (mean over pairs in ``direction``:
+    'both' = mean of a -> b and b -> a, 'forward' = a -> b, 'backward' = b -> a; band = min to max
+    over pairs and the chosen directions), language-ID probe accuracy (dotted grey line = chance,
+    1 / languages) and the share of variance explained by the language means.
+
+    A value that is fixed by construction (``report.by_construction``: a linear probe after
+    centering or projection, the variance share with ``centering="self"``) is not drawn as a
+    finding: its line is grey and dotted, its legend entry and an annotation in its panel name
+    the label (e.g. "chance by construction")."""
     register()
     layers = list(report.layers)
     k = report.settings.get("k", 1)
+    which = {"both": "both directions", "forward": "a→b", "backward": "b→a"}
+    if direction not in which:
+        raise MetricError(f"direction must be one of {list(which)}, got {direction!r}")
+    probe = {"knn": "k-NN", "logistic": "linear"}.get(getattr(report, "probe", "logistic"), "")
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.09,
-                        subplot_titles=(f"retrieval P@{k} (held-out)", "language-ID accuracy", "language variance share"))
+                        subplot_titles=(f"retrieval P@{k} (held-out, {which[direction]})",
+                                        f"language ID ({probe} probe)", "language variance share"))
+    mean = report.retrieval_direction(direction)
+    fixed_of = getattr(report, "fixed", lambda q, c: None)
+    notes: list[tuple[int, str, str, float]] = []
     for ci, cond in enumerate(report.conditions):
         color, dash = CONDITION_STYLE.get(cond, ("#000000", "solid"))
-        flat = report.retrieval[ci].reshape(len(layers), -1)
+        per_pair = report.retrieval[ci] if direction == "both" else \
+            report.retrieval[ci][..., [("forward", "backward").index(direction)]]
+        flat = per_pair.reshape(len(layers), -1)
         fig.add_trace(band(layers, flat.min(1), flat.max(1), color, f"{cond} pair range", legendgroup=cond), 1, 1)
-        for col, y in ((1, report.retrieval_mean[ci]), (2, report.language_id[ci]), (3, report.variance_share[ci])):
-            fig.add_trace(go.Scatter(x=layers, y=y, mode="lines+markers", name=cond, legendgroup=cond,
-                                     showlegend=col == 1, line=dict(color=color, dash=dash, width=2),
-                                     marker=dict(size=4)), 1, col)
+        for col, quantity, y in ((1, "retrieval", mean[ci]), (2, "language_id", report.language_id[ci]),
+                                 (3, "variance_share", report.variance_share[ci])):
+            fixed = fixed_of(quantity, cond) if quantity != "retrieval" else None
+            if fixed is None:
+                fig.add_trace(go.Scatter(x=layers, y=y, mode="lines+markers", name=cond, legendgroup=cond,
+                                         showlegend=col == 1, line=dict(color=color, dash=dash, width=2),
+                                         marker=dict(size=4)), 1, col)
+                continue
+            fig.add_trace(go.Scatter(x=layers, y=y, mode="lines+markers", name=f"{cond}: {fixed.label}",
+                                     legendgroup=f"fixed {cond} {quantity}", opacity=0.8,
+                                     line=dict(color="#9a9a9a", dash="dot", width=1.5),
+                                     marker=dict(size=4, color="#9a9a9a", symbol="x"),
+                                     hovertemplate=f"{cond}: %{{y:.3f}} ({fixed.label})<extra></extra>"), 1, col)
+            notes.append((col, cond, fixed.label, float(fixed.value)))
     fig.add_trace(go.Scatter(x=[layers[0], layers[-1]], y=[report.chance] * 2, mode="lines", name="chance",
-                             line=dict(color="#808080", dash="dot", width=1.5)), 1, 2)
+                             line=dict(color="#404040", dash="dot", width=2)), 1, 2)
+    fig.add_annotation(x=layers[0], y=report.chance, xref="x2", yref="y2", showarrow=False, xanchor="left",
+                       yanchor="top", yshift=-3, text=f"chance 1/{len(report.languages)}",
+                       font=dict(size=11, color="#404040"))
+    merged: dict[tuple[int, float, str], list[str]] = {}
+    for col, cond, label, value in notes:  # one annotation per panel and fixed value
+        merged.setdefault((col, value, label), []).append(cond)
+    for (col, value, label), conds in merged.items():
+        axis = "" if col == 1 else str(col)
+        fig.add_annotation(x=layers[-1], y=value, xref=f"x{axis}", yref=f"y{axis}", showarrow=False,
+                           text=f"{', '.join(conds)}: {label}", xanchor="right", yanchor="bottom", yshift=4,
+                           font=dict(size=11, color="#606060"))
     fig.update_xaxes(title_text="layer")
     fig.update_yaxes(range=[0, 1.02])
-    fig.update_layout(template=TEMPLATE, width=1000, height=380,
-                      title=title or "Language neutrality before/after centering",
+    fig.update_yaxes(title_text=f"P@{k}", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy (held-out)", row=1, col=2)
+    fig.update_yaxes(title_text="between / total variance", row=1, col=3)
+    fig.update_layout(template=TEMPLATE, width=1000, height=430, margin=dict(t=105),
+                      title=dict(text=title or "Language neutrality before/after centering", x=0.0, xanchor="left",
+                                 y=0.97, yanchor="top", yref="container"),
                       legend=dict(orientation="h", y=-0.25, x=0))
     return fig
 
@@ -151,10 +192,10 @@ def latent_language(drift: Any, *, interval: str = "gaussian", title: str | None
                            f"{name} {level}% band", legendgroup=name), 2, 1)
         fig.add_trace(go.Scatter(x=layers, y=drift.curve(metric), mode="lines+markers", name=name, legendgroup=name,
                                  line=dict(color=color, width=2), marker=dict(size=4)), 2, 1)
-    fig.update_yaxes(showticklabels=False, showgrid=False, row=1, col=1)
+    fig.update_yaxes(showticklabels=False, showgrid=False, ticks="", row=1, col=1)
     fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=1)
     fig.update_xaxes(title_text="layer (residual stream)", row=2, col=1)
     fig.update_layout(template=TEMPLATE, height=480,
-                      title=title or f"Latent language: {drift.source} → {drift.target} ({drift.task}, n={drift.n_items})",
+                      title=title or f"Latent language: {drift.source} → {drift.target} ({drift.task}, {drift.n_items} items)",
                       legend=dict(orientation="h", y=-0.18, x=0))
     return fig

@@ -1,8 +1,9 @@
 """2-D maps of sentence representations at one layer, coloured by language, before/after centering.
 
 PCA (default, fast, exact): centre the rows of X [n_points, hidden] and project on the first two
-right singular vectors of the centred matrix (numpy SVD); each component's sign is fixed so that
-its largest-magnitude loading is positive, so the map is deterministic. UMAP (umap-learn) is the
+right singular vectors of the centred matrix (:func:`~xling_probe.linalg.robust_svd`, which falls
+back across LAPACK drivers); each component's sign is fixed so that its largest-magnitude loading
+is positive, so the map is deterministic. UMAP (umap-learn) is the
 non-linear alternative, seeded with ``random_state``.
 """
 
@@ -15,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import MetricError
+from ..linalg import robust_svd
 from .style import TEMPLATE, language_color, register
 
 METHODS = ("pca", "umap")
@@ -27,7 +29,7 @@ def project_2d(x: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarr
         raise MetricError(f"a 2-D map needs a [points, hidden] matrix with >= 3 points, got shape {x.shape}")
     if method == "pca":
         xc = x - x.mean(axis=0)
-        _, _, vt = np.linalg.svd(xc, full_matrices=False)
+        _, _, vt = robust_svd(xc)
         comps = vt[:2]
         signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
         out = xc @ (comps * signs[:, None]).T

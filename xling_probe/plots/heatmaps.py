@@ -6,9 +6,9 @@ Pure builders: a result in, a Figure out; each heatmap's ``z`` is the result's m
 
 from __future__ import annotations
 
-from typing import Any
-
+import math
 import unicodedata
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -87,37 +87,59 @@ def _cell_text(token: str, width: int = 8) -> str:
     return t if len(t) <= width else t[: width - 1] + "…"
 
 
-def lens_heatmap(table: Any, *, color: str = "prob", max_chars: int = 8, title: str | None = None) -> go.Figure:
+#: Widest figure the report page holds (its column is 1100 px with padding).
+COLUMN_PX = 1080
+_CHAR_PX = 6.5  # width of one character at font size 9-10, for fitting cell and tick text
+
+
+def lens_heatmap(table: Any, *, color: str = "prob", max_chars: int = 8, tick_chars: int = 8,
+                 width: int | None = None, title: str | None = None) -> go.Figure:
     """Logit-lens layer x position heatmap of a :class:`~xling_probe.lens.PositionTable`.
 
     Cell (layer l, position t) shows the lens' top-1 token for the token after position t and is
     coloured by its probability (``color="prob"``) or by the entropy in bits (``"entropy"``);
     the hover lists the top-k tokens with probabilities. Axes are numeric (layer, position) with
     the input tokens as x tick labels, so repeated tokens stay separate columns.
+
+    The figure fits a page column: ``width`` defaults to 60 px per position, at most
+    :data:`COLUMN_PX`; cell text is cut to what a cell holds (at most ``max_chars``), tick labels to
+    ``tick_chars`` (the hover keeps the full tokens), ticks are slanted when the columns are narrow,
+    and the bottom margin, the x title's distance and the colorbar are sized to stay inside.
     """
     register()
     if color not in ("prob", "entropy"):
         raise MetricError(f"color must be 'prob' or 'entropy', got {color!r}")
     tokens = table.top_tokens  # [layer, position, k]
     n_l, n_t, k = tokens.shape
+    margin = dict(l=70, r=100, t=60)
+    fig_w = int(width or min(COLUMN_PX, max(600, 60 * n_t + margin["l"] + margin["r"])))
+    cell_px = (fig_w - margin["l"] - margin["r"]) / max(n_t, 1)
+    cell_chars = max(1, min(max_chars, int(cell_px // _CHAR_PX)))
     z = table.top_probs[:, :, 0] if color == "prob" else table.entropy_bits
-    text = [[_cell_text(tokens[i, j, 0], max_chars) for j in range(n_t)] for i in range(n_l)]
+    text = [[_cell_text(tokens[i, j, 0], cell_chars) for j in range(n_t)] for i in range(n_l)]
     hover = [["<br>".join(f"{r + 1}. {_printable(repr(tokens[i, j, r]))} {table.top_probs[i, j, r]:.3f}" for r in range(k))
               for j in range(n_t)] for i in range(n_l)]
     positions = list(range(n_t))
+    ticks = [_cell_text(t, tick_chars) for t in table.input_tokens]
+    longest = max((len(t) for t in ticks), default=1)
+    angle = 0 if longest * _CHAR_PX * 1.1 <= cell_px else (-45 if cell_px >= 14 else -90)
+    tick_px = longest * _CHAR_PX * abs(math.sin(math.radians(angle))) + 16  # height the labels take
+    margin["b"] = int(tick_px + 50)  # labels, then the x title below them (standoff)
     fig = go.Figure(go.Heatmap(
         z=z, x=positions, y=list(table.layers), text=text, customdata=hover, texttemplate="%{text}",
         textfont=dict(size=9), colorscale=HEATMAP_SCALE if color == "prob" else "Cividis",
-        colorbar=dict(title=dict(text="P(top-1)" if color == "prob" else "entropy (bits)")),
+        colorbar=dict(title=dict(text="P(top-1)" if color == "prob" else "entropy<br>(bits)", side="right"),
+                      x=1.01, xanchor="left", thickness=12, len=0.9),
         **({"zmin": 0.0, "zmax": 1.0} if color == "prob" else {}),
         hovertemplate="layer %{y}, position %{x}<br>%{customdata}<extra></extra>",
     ))
-    ticks = [_cell_text(t, 10) for t in table.input_tokens]
     fig.update_layout(
-        template=TEMPLATE, width=min(2400, max(700, 60 * n_t + 150)), height=max(450, 18 * n_l + 150),
+        template=TEMPLATE, width=fig_w, height=max(400, 18 * n_l) + margin["t"] + margin["b"], margin=margin,
         title=title or "Logit lens: top token per layer and position",
-        xaxis=dict(title="input token (the cell predicts the next one)", tickmode="array", tickvals=positions,
-                   ticktext=ticks, tickangle=-45, showgrid=False),
-        yaxis=dict(title="layer", showgrid=False),
+        xaxis=dict(title=dict(text="input token (the cell predicts the next one)", standoff=12), tickmode="array",
+                   tickvals=positions, ticktext=ticks, tickangle=angle, tickfont=dict(size=10), showgrid=False,
+                   automargin=True),
+        yaxis=dict(title="layer", showgrid=False, tickmode="array",
+                   tickvals=list(table.layers)[::max(1, math.ceil(n_l / 20))]),
     )
     return fig
