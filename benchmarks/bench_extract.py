@@ -50,7 +50,7 @@ def throughput(n: int, batch_size: int, repeats: int) -> dict:
     import torch
 
     xp, model, corpus = load(n)
-    ex = importlib.import_module("xling_probe.extract")
+    ex = importlib.import_module("xling_probe.extraction.extract")
     layers = list(range(model.n_states))
     # The exact batches extract() builds: tokenized, sorted by length, padded.
     batches, n_tokens = [], 0
@@ -144,7 +144,7 @@ def bare_forward_memory(model, corpus, batch_size: int) -> float:
 
     import torch
 
-    ex = importlib.import_module("xling_probe.extract")
+    ex = importlib.import_module("xling_probe.extraction.extract")
     with PeakRSS() as mem, torch.inference_mode():
         for lang in corpus.languages:
             tok = ex.tokenize(model.tokenizer, corpus.sentences[lang], 512)

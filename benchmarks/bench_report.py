@@ -16,7 +16,7 @@ from xling_probe.paths import cache_root
 
 
 def run_once(out: Path) -> dict:
-    from xling_probe.report import build_report
+    from xling_probe.report.build import build_report
 
     t0 = time.perf_counter()
     res = build_report(out)

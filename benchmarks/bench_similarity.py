@@ -37,7 +37,7 @@ import torch
 from scipy.spatial.distance import cosine as scipy_cosine
 
 from xling_probe import Activations
-from xling_probe.similarity import similarity
+from xling_probe.measures.engine import similarity
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

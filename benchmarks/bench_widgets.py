@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xling_probe.activations import Activations
-from xling_probe.similarity import similarity
+from xling_probe.extraction.activations import Activations
+from xling_probe.measures.engine import similarity
 from xling_probe.widgets import EmbeddingExplorer, SimilarityExplorer
 
 HERE = Path(__file__).resolve().parent

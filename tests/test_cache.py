@@ -13,7 +13,7 @@ from xling_probe.paths import cache_dir, cache_root
 import importlib
 
 # the package re-exports the function `extract`, which shadows the module attribute
-extract_module = importlib.import_module("xling_probe.extract")
+extract_module = importlib.import_module("xling_probe.extraction.extract")
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_waiting_on_another_process_lock_is_announced(tmp_path, capsys):
 
     from filelock import FileLock
 
-    from xling_probe.store import CacheEntry
+    from xling_probe.extraction.store import CacheEntry
 
     entry = CacheEntry(tmp_path / "entry", {"k": 1})
     with entry.lock():  # free: nothing is printed

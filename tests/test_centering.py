@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xling_probe.activations import Activations
-from xling_probe.centering import LanguageCentering, LinearProjection, fit_linear_map
+from xling_probe.extraction.activations import Activations
+from xling_probe.centering.estimators import LanguageCentering, LinearProjection, fit_linear_map
 from xling_probe.errors import ExtractionError, MetricError, NotFittedError
 
 LANGS = ("en", "de", "zh", "ar")

@@ -1,10 +1,10 @@
-"""The option helpers every sub-command shares (xling_probe.commands._common)."""
+"""The option helpers every sub-command shares (xling_probe.cli.options)."""
 
 from __future__ import annotations
 
 import pytest
 
-from xling_probe.commands._common import parse_pairs
+from xling_probe.cli.options import parse_pairs
 from xling_probe.errors import XlingProbeError
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from xling_probe import Activations, ParallelCorpus, extract
-from xling_probe.cli import main
+from xling_probe.cli.main import main
 
 
 def test_help_documents_every_extract_option(capsys):

@@ -21,10 +21,10 @@ import torch
 
 from test_lens_drift import TINY_WORDS
 from xling_probe import Activations
-from xling_probe.cli import build_parser, main
-from xling_probe.commands._common import count, layers_arg, positive_int
+from xling_probe.cli.main import build_parser, main
+from xling_probe.cli.options import count, layers_arg, positive_int
 from xling_probe.errors import ExtractionError
-from xling_probe.layers import parse_layers, resolve_layers
+from xling_probe.labels import parse_layers, resolve_layers
 
 # Every integer option of every command; each must refuse 0 or -5 (the seeds and 0-means-none ones -5).
 COUNT_OPTIONS = [
@@ -65,7 +65,7 @@ def acts_folder(tmp_path):
 @pytest.fixture
 def no_model_load(monkeypatch):
     """load_model replaced by a recorder that fails the test if anything reaches it."""
-    import xling_probe.models as models
+    import xling_probe.models.loading as models
 
     calls = []
 
@@ -244,7 +244,7 @@ def test_an_out_folder_under_a_file_is_a_one_line_error(tmp_path, capsys, no_mod
 def test_the_library_folder_check_does_not_speak_in_cli_flags(tmp_path):
     from xling_probe.errors import XlingProbeError
     from xling_probe.paths import prepare_output_folder
-    from xling_probe.report import build_report
+    from xling_probe.report.build import build_report
 
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -312,7 +312,7 @@ def test_language_drift_refuses_translation_into_the_same_language(tiny_decoder)
 
 # ------------------------------------------------------------------ hub without network
 def test_a_hub_id_without_network_fails_at_once_with_a_way_out(tmp_path, capsys, monkeypatch):
-    import xling_probe.models as models
+    import xling_probe.models.loading as models
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     probes = []
@@ -329,7 +329,7 @@ def test_a_hub_id_without_network_fails_at_once_with_a_way_out(tmp_path, capsys,
 
 # ------------------------------------------------------------------ report --help
 def test_report_help_states_the_defaults_it_uses(capsys):
-    from xling_probe.report import DEFAULT_LANGS, DEFAULT_LIMIT, DEFAULT_PAIRS, build_report
+    from xling_probe.report.build import DEFAULT_LANGS, DEFAULT_LIMIT, DEFAULT_PAIRS, build_report
 
     with pytest.raises(SystemExit):
         main(["report", "--help"])
@@ -348,7 +348,7 @@ def test_report_help_states_the_defaults_it_uses(capsys):
 
 
 def test_report_passes_its_stated_defaults_to_build_report(tmp_path, monkeypatch, capsys):
-    import xling_probe.report as report
+    import xling_probe.report.build as report
 
     defaults = {k: p.default for k, p in inspect.signature(report.build_report).parameters.items()}
     seen = {}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from xling_probe import CorpusError, LanguageCodeError, ParallelCorpus, load_corpus, normalize_code, split_ids
-from xling_probe.languages import language_name, resolve
+from xling_probe.data.languages import language_name, resolve
 
 
 def write_tsv(path, rows):

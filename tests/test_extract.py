@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from xling_probe import ExtractionError, ParallelCorpus, extract
-from xling_probe.extract import resolve_layers
-from xling_probe.pooling import pool, pooling_weights
+from xling_probe.extraction.extract import resolve_layers
+from xling_probe.extraction.pooling import pool, pooling_weights
 
 SENTENCES = {
     "en": ["The cat sleeps.", "I like books and flowers very much, and the dog runs in the garden.", "Water.", "The moon"],
@@ -191,7 +191,7 @@ def test_absolute_positions_survive_left_padding(tiny_gpt2_model, corpus, backen
 def test_extract_texts_writes_into_out_and_checks_it(tiny_decoder, corpus):
     import importlib
 
-    ex = importlib.import_module("xling_probe.extract")
+    ex = importlib.import_module("xling_probe.extraction.extract")
     texts = corpus.sentences["en"]
     n = len(texts)
     fresh, _ = ex.extract_texts(tiny_decoder, texts, [0, 1], batch_size=2)

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import SHARED, need_shared
 from xling_probe import LanguageCodeError, normalize_code
-from xling_probe.corpus_codes import CONVENTIONS, detect_convention
-from xling_probe.languages import language_name, read_code, resolve
+from xling_probe.data.conventions import CONVENTIONS, detect_convention
+from xling_probe.data.languages import language_name, read_code, resolve
 
 UDHR_402 = SHARED / "udhr" / "udhr_402x50.tsv"
 

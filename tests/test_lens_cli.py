@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from test_lens_drift import TINY_WORDS
-from xling_probe.cli import main
+from xling_probe.cli.main import main
 from xling_probe.lens import WordList, language_drift
 
 
@@ -59,7 +59,7 @@ def test_drift_cli_errors_are_clean(tiny_decoder_dir, words_csv, tmp_path, capsy
 
 
 def test_backends_agree_on_the_tiny_model(tiny_decoder_dir):
-    pytest.importorskip("xling_probe.tl_backend", reason="the TransformerLens backend (tl_backend.py) is not there yet")
+    pytest.importorskip("xling_probe.models.tl_bridge", reason="the TransformerLens backend (tl_backend.py) is not there yet")
     from xling_probe import load_model
 
     hf = load_model(str(tiny_decoder_dir), device="cpu")  # its own copy: the bridge switches attention to eager

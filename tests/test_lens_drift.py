@@ -146,7 +146,8 @@ def test_drift_is_deterministic_and_batch_independent(tiny_decoder, words):
     b = language_drift(tiny_decoder, words, source="fr", target="de", shots=2, batch_size=1, n_boot=100, progress=False,
                        chunk_elements=300)
     for m in a.values:
-        assert np.allclose(a.values[m], b.values[m], rtol=1e-4, atol=1e-7), m
+        # float32 softmax/KL noise of a different batch shape and vocabulary chunking is ~1e-7 bits
+        assert np.allclose(a.values[m], b.values[m], rtol=1e-4, atol=1e-6), m
     assert np.array_equal(a.summary["p_target"]["boot_low"], language_drift(
         tiny_decoder, words, source="fr", target="de", shots=2, batch_size=8, n_boot=100, progress=False
     ).summary["p_target"]["boot_low"])

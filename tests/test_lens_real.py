@@ -85,7 +85,7 @@ def test_real_last_layer_and_views(real_model):
 
 
 def test_backends_agree_on_the_real_model(real_model, real_model_tl):
-    pytest.importorskip("xling_probe.tl_backend", reason="the TransformerLens backend is not there yet")
+    pytest.importorskip("xling_probe.models.tl_bridge", reason="the TransformerLens backend is not there yet")
     # both handles share the weights; booting the bridge switched both to eager attention
     a = language_drift(real_model, source="fr", target="zh", limit=6, shots=3, n_boot=50, progress=False)
     b = language_drift(real_model_tl, source="fr", target="zh", limit=6, shots=3, n_boot=50, progress=False)

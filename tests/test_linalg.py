@@ -14,8 +14,8 @@ import pytest
 import scipy.linalg
 
 from xling_probe import linalg
-from xling_probe.activations import Activations
-from xling_probe.centering import LinearProjection, fit_linear_map
+from xling_probe.extraction.activations import Activations
+from xling_probe.centering.estimators import LinearProjection, fit_linear_map
 from xling_probe.errors import MetricError
 from xling_probe.linalg import SVD_DRIVERS, orthogonal_procrustes, ridge_solve, robust_lstsq, robust_svd
 

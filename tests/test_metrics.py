@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from xling_probe.errors import MetricError
-from xling_probe.metrics import (
+from xling_probe.measures.metrics import (
     anc,
     anc_batched,
     cosine_similarity_matrix,

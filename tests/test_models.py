@@ -12,7 +12,7 @@ import torch
 
 from xling_probe import ModelLoadError, load_model
 
-convert = importlib.import_module("xling_probe.convert")
+convert = importlib.import_module("xling_probe.models.convert")
 
 
 def test_handle_facts_for_decoder_and_encoder(tiny_decoder, tiny_encoder, tiny_gpt2_model):
@@ -27,7 +27,7 @@ def test_fingerprint_is_stable_and_tracks_weights(tiny_decoder_dir, tiny_decoder
     assert again.fingerprint == tiny_decoder.fingerprint
     with torch.no_grad():
         again.model.model.layers[1].mlp.down_proj.weight[0, 0] += 1.0
-    from xling_probe.models import fingerprint
+    from xling_probe.models.loading import fingerprint
 
     assert fingerprint(again.model, again.tokenizer) != tiny_decoder.fingerprint
 
@@ -56,7 +56,7 @@ def test_missing_and_unknown_models_say_what_was_tried(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ devices
 def test_devices_this_torch_cannot_use_are_refused_before_loading(monkeypatch):
-    from xling_probe.models import _resolve_device
+    from xling_probe.models.loading import _resolve_device
 
     assert _resolve_device("CPU") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -83,7 +83,7 @@ def test_devices_this_torch_cannot_use_are_refused_before_loading(monkeypatch):
 @pytest.fixture
 def hub(monkeypatch):
     """No HF_HUB_OFFLINE, no proxy, and no real network: the probe and the cache lookup are recorded fakes."""
-    import xling_probe.models as models
+    import xling_probe.models.loading as models
 
     for var in ("HF_HUB_OFFLINE", "HF_ENDPOINT", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
@@ -133,7 +133,7 @@ def test_hub_ids_that_can_be_loaded_go_on_with_the_right_mode(hub, monkeypatch, 
 def test_the_hub_probe_is_one_bounded_connect_to_the_hub_host(monkeypatch):
     import socket
 
-    import xling_probe.models as models
+    import xling_probe.models.loading as models
 
     for var in ("HF_ENDPOINT", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)

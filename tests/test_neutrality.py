@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from test_centering import LANGS, random_rotation, synthetic
-from xling_probe.activations import Activations
+from xling_probe.extraction.activations import Activations
 from xling_probe.errors import MetricError
-from xling_probe.neutrality import language_id_accuracy, language_variance_share, neutrality, resolve_split
+from xling_probe.centering.evaluate import language_id_accuracy, language_variance_share, neutrality, resolve_split
 
 
 def reference_p_at_1(x, y):
@@ -215,7 +215,7 @@ def test_neutrality_errors():
 
 
 def test_cli_writes_tables_matching_the_library(tmp_path, capsys):
-    from xling_probe.cli import main
+    from xling_probe.cli.main import main
 
     acts, _, _ = synthetic(n=30, d=6, noise=0.5)
     acts.save(tmp_path / "acts")
@@ -236,7 +236,7 @@ def test_cli_writes_tables_matching_the_library(tmp_path, capsys):
 
 
 def test_cli_runs_a_model_on_a_corpus(tmp_path, tiny_decoder_dir):
-    from xling_probe.cli import main
+    from xling_probe.cli.main import main
 
     out = tmp_path / "out"
     rc = main(["neutrality", "--model", str(tiny_decoder_dir), "--device", "cpu", "--langs", "en,de,zh",
@@ -370,7 +370,7 @@ def test_retrieval_summaries_by_direction_match_the_definition():
 def test_report_caption_describes_the_default_figure():
     """The caption names what is plotted (k-NN probe, both directions) and which values are fixed by
     construction; it claims no drop for a value that cannot do anything else."""
-    from xling_probe.report_html import TEXTS
+    from xling_probe.report.html import TEXTS
 
     text = TEXTS["neutrality"]
     assert "should drop" not in text and "by construction" in text and "k-NN" in text

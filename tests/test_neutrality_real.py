@@ -7,7 +7,7 @@ import pytest
 
 from conftest import PUD, need_shared
 from xling_probe import extract, load_corpus
-from xling_probe.neutrality import neutrality
+from xling_probe.centering.evaluate import neutrality
 
 LANGUAGES = ["en", "zh", "ar", "de", "ru", "ja"]
 

@@ -44,7 +44,7 @@ def dist():
 def test_every_subpackage_is_installed(dist):
     expected = _tree_packages(ROOT / "xling_probe", "xling_probe") | _tree_packages(ROOT / "widgets",
                                                                                      "xling_probe.widgets")
-    assert {"xling_probe.lens", "xling_probe.plots", "xling_probe.commands", "xling_probe.data",
+    assert {"xling_probe.lens", "xling_probe.plots", "xling_probe.cli", "xling_probe.data",
             "xling_probe.widgets"} <= expected
     assert set(dist.packages) == expected
     assert len(dist.packages) == len(set(dist.packages))

@@ -8,13 +8,13 @@ import zlib
 import numpy as np
 import pytest
 
-from xling_probe.activations import Activations
+from xling_probe.extraction.activations import Activations
 from xling_probe.errors import ExportError, MetricError
 from xling_probe.lens.drift import DriftResult
 from xling_probe.lens.positions import PositionTable
 from xling_probe.lens.stats import mean_intervals
 from xling_probe.lens.tokensets import DropReport
-from xling_probe.neutrality import neutrality
+from xling_probe.centering.evaluate import neutrality
 from xling_probe.plots import (
     cross_layer_heatmap,
     embedding_map,
@@ -30,7 +30,7 @@ from xling_probe.plots import (
     similarity_curves,
 )
 from xling_probe.plots.style import OKABE_ITO, TEMPLATE
-from xling_probe.similarity import cross_layer_similarity, similarity
+from xling_probe.measures.engine import cross_layer_similarity, similarity
 
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
                                     reason="no Chrome/Chromium: run .ci/system-packages (apt-get install chromium)")

@@ -84,8 +84,8 @@ def test_mexa_recipe_refuses_contradicting_arguments(tiny_decoder, corpus):
 def test_mexa_score_as_documented(tiny_decoder, corpus):
     """The recipes docstring: MEXA's score = similarity(metrics=["mexa"], pairs="pivot:en"), then
     the mean and the max over layers per pair (peak_layers)."""
-    from xling_probe.metrics import mexa_alignment
-    from xling_probe.similarity import similarity
+    from xling_probe.measures.metrics import mexa_alignment
+    from xling_probe.measures.engine import similarity
 
     acts = extract(tiny_decoder, corpus, recipe="mexa", cache=False, progress=False)
     res = similarity(acts, metrics=["mexa"], pairs="pivot:en", null_permutations=0, bootstrap=0, progress=False)

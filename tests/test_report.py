@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xling_probe.cli import main
+from xling_probe.cli.main import main
 from xling_probe.plots import find_chromium
-from xling_probe.report import DEFAULT_METRICS, STAGES, build_report
-from xling_probe.report_html import curve_shape, describe_curve, describe_drift, describe_heatmap, describe_items, describe_mexa
+from xling_probe.report.build import DEFAULT_METRICS, STAGES, build_report
+from xling_probe.report.html import curve_shape, describe_curve, describe_drift, describe_heatmap, describe_items, describe_mexa
 
 SMALL = dict(langs=["en", "de", "fr", "zh"], limit=12, bootstrap=10, null_permutations=3, drift_items=3, shots=2,
              progress=False)
@@ -154,7 +154,7 @@ def test_report_renders_offline_in_chromium(decoder_report):
 # ------------------------------------------------------------------------------------------ issue 11, section 5
 def _similarity_result(values: dict, null_max: dict | None = None, metric: str = "cka_debiased"):
     """A hand-built SimilarityResult over en, fr, zh: ``values[(a, b)]`` is the per-layer curve."""
-    from xling_probe.similarity_result import SimilarityResult
+    from xling_probe.measures.result import SimilarityResult
 
     langs = ("en", "fr", "zh")
     n_l = len(next(iter(values.values())))
@@ -299,7 +299,7 @@ def test_report_has_mexa_and_anc_figures(decoder_report):
 
 
 def _two(x: float) -> str:
-    from xling_probe.report_html import _f
+    from xling_probe.report.html import _f
 
     return _f(x)
 
@@ -334,7 +334,7 @@ def test_report_stage_bar_ends_at_total(tiny_decoder, tmp_path, capsys):
 
 
 def test_report_checks_languages_before_loading_the_model(tmp_path, monkeypatch):
-    import xling_probe.models as models
+    import xling_probe.models.loading as models
     from xling_probe.errors import LanguageCodeError
 
     def no_load(*args, **kwargs):

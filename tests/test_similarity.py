@@ -11,8 +11,8 @@ import pytest
 
 from xling_probe import Activations
 from xling_probe.errors import MetricError
-from xling_probe.metrics import anc, linear_cka, mexa_alignment, mutual_knn, retrieval_precision
-from xling_probe.similarity import cross_layer_similarity, draws, similarity
+from xling_probe.measures.metrics import anc, linear_cka, mexa_alignment, mutual_knn, retrieval_precision
+from xling_probe.measures.engine import cross_layer_similarity, draws, similarity
 
 LANGS = ("en", "de", "zh", "ru")
 NOISE = (2.0, 0.6, 0.3, 1.5)  # per layer: languages agree most in the middle (a rise, then a drop)
@@ -321,7 +321,7 @@ def test_different_sentence_counts_cannot_be_paired(acts):
 
 # ------------------------------------------------------------------ CLI
 def test_cli_on_a_saved_activation_folder_writes_csv_and_json(acts, tmp_path, capsys):
-    from xling_probe.cli import main
+    from xling_probe.cli.main import main
 
     folder = acts.save(tmp_path / "acts")
     out = tmp_path / "out"
@@ -346,7 +346,7 @@ def test_cli_on_a_saved_activation_folder_writes_csv_and_json(acts, tmp_path, ca
 
 
 def test_cli_bad_metric_is_a_clear_error(acts, tmp_path, capsys):
-    from xling_probe.cli import main
+    from xling_probe.cli.main import main
 
     folder = acts.save(tmp_path / "acts")
     assert main(["similarity", "--acts", str(folder), "--out", str(tmp_path / "o"), "--metrics", "cka,bleu"]) == 2
@@ -355,7 +355,7 @@ def test_cli_bad_metric_is_a_clear_error(acts, tmp_path, capsys):
 
 
 def test_cli_runs_a_model_on_a_data_file(tiny_decoder_dir, tmp_path):
-    from xling_probe.cli import main
+    from xling_probe.cli.main import main
 
     pairs = [("The house is red.", "Das Haus ist rot."), ("A dog sleeps.", "Ein Hund schläft."),
              ("We eat bread today.", "Wir essen heute Brot."), ("Where is the station?", "Wo ist der Bahnhof?"),

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.real
 @pytest.fixture(scope="module")
 def pud_result(real_model):
     from xling_probe import ParallelCorpus, extract
-    from xling_probe.similarity import cross_layer_similarity, similarity
+    from xling_probe.measures.engine import cross_layer_similarity, similarity
 
     corpus = ParallelCorpus.from_tsv(need_shared(PUD), languages=["en", "de", "zh", "ru"]).head(100)
     acts = extract(real_model, corpus, progress=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xling_probe.activations import Activations
+from xling_probe.extraction.activations import Activations
 from xling_probe.errors import ExportError, MetricError
 from xling_probe.plots import embedding_map, find_chromium, project_2d
 from xling_probe.widgets import EmbeddingExplorer

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xling_probe.activations import Activations
+from xling_probe.extraction.activations import Activations
 from xling_probe.errors import ExportError, MetricError
 from xling_probe.plots import cross_layer_heatmap, find_chromium, language_heatmap, similarity_curves
-from xling_probe.similarity import cross_layer_similarity, similarity
+from xling_probe.measures.engine import cross_layer_similarity, similarity
 from xling_probe.widgets import SimilarityExplorer
 
 LANGS = ("en", "fr", "de", "zh")

@@ -1,8 +1,8 @@
 """Notebook widgets of xling_probe (ipywidgets 8 + plotly FigureWidget), importable as ``xling_probe.widgets``.
 
-- :class:`SimilarityExplorer` (a :class:`~xling_probe.similarity_result.SimilarityResult`): metric,
+- :class:`SimilarityExplorer` (a :class:`~xling_probe.measures.result.SimilarityResult`): metric,
   layer and language pairs; language x language heatmap, per-layer curves, layer x layer heatmap.
-- :class:`EmbeddingExplorer` (:class:`~xling_probe.activations.Activations`): 2-D PCA / UMAP map of
+- :class:`EmbeddingExplorer` (:class:`~xling_probe.extraction.activations.Activations`): 2-D PCA / UMAP map of
   one layer coloured by language, raw or centered, cached per layer.
 - :class:`LogitLensExplorer` (a decoder model): prompt or word-list item, layer x position lens
   heatmap and per-layer language probabilities.

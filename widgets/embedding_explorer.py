@@ -27,8 +27,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from xling_probe.activations import Activations
-from xling_probe.centering import LanguageCentering
+from xling_probe.extraction.activations import Activations
+from xling_probe.centering.estimators import LanguageCentering
 from xling_probe.errors import ExportError, MetricError
 from xling_probe.plots import project_2d
 from xling_probe.plots.embedding import METHODS

@@ -34,11 +34,11 @@ import plotly.graph_objects as go
 import torch
 
 from xling_probe.errors import LensError
-from xling_probe.languages import language_name
+from xling_probe.data.languages import language_name
 from xling_probe.lens import Lens, PositionTable, build_prompts, check_lens_model, free_prompt, lens_stats, lens_table
 from xling_probe.lens import load_words, token_set
 from xling_probe.lens.core import encode, run_batches
-from xling_probe.models import ModelHandle, load_model
+from xling_probe.models.loading import ModelHandle, load_model
 from xling_probe.plots import language_color, lens_heatmap
 from xling_probe.plots.style import TEMPLATE, register
 
@@ -66,7 +66,7 @@ def language_curves(layers: Sequence[int], curves: Mapping[str, tuple[str, np.nd
 class LogitLensExplorer(W.VBox):
     """Interactive logit lens of one decoder (see the module docstring for what it shows).
 
-    ``model`` is a :class:`~xling_probe.models.ModelHandle` or anything ``load_model`` accepts; an
+    ``model`` is a :class:`~xling_probe.models.loading.ModelHandle` or anything ``load_model`` accepts; an
     encoder raises the :class:`LensError` of :func:`~xling_probe.lens.check_lens_model`. ``words``
     is a word list (default: the bundled one), ``source``/``target`` the translation direction of
     item prompts, ``latent`` the third language shown by default, ``shots`` the examples per

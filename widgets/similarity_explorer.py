@@ -1,4 +1,4 @@
-"""Interactive view of a :class:`~xling_probe.similarity_result.SimilarityResult`.
+"""Interactive view of a :class:`~xling_probe.measures.result.SimilarityResult`.
 
 What the user sees, top to bottom: a row of controls (metric, layer slider, the language pairs
 drawn as curves), then the language x language heatmap of the metric at the chosen layer next to
@@ -26,12 +26,12 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
-from xling_probe.activations import Activations
+from xling_probe.extraction.activations import Activations
 from xling_probe.errors import ExportError, MetricError
 from xling_probe.plots import cross_layer_heatmap, language_heatmap, similarity_curves
 from xling_probe.plots.curves import metric_label
-from xling_probe.similarity import cross_layer_similarity
-from xling_probe.similarity_result import SimilarityResult
+from xling_probe.measures.engine import cross_layer_similarity
+from xling_probe.measures.result import SimilarityResult
 
 from ._base import ExportBar, WidgetLog, figure_widget, message_figure, refresh
 
@@ -85,7 +85,7 @@ class SimilarityExplorer(W.VBox):
     def __init__(self, result: SimilarityResult, acts: Activations | None = None, *, metric: str | None = None,
                  layer: int | None = None, pairs: Sequence[Any] | None = None, pair: Any = None) -> None:
         if not isinstance(result, SimilarityResult):
-            raise MetricError(f"SimilarityExplorer needs a SimilarityResult (from xling_probe.similarity.similarity), "
+            raise MetricError(f"SimilarityExplorer needs a SimilarityResult (from xling_probe.measures.engine.similarity), "
                               f"got {type(result).__name__}")
         if acts is not None and not isinstance(acts, Activations):
             raise MetricError(f"acts must be the Activations the result was computed from (or None), "

@@ -9,7 +9,7 @@ per stage (load model, extract, similarity, centering, logit lens) and tabs:
 - "Logit lens": :class:`LogitLensExplorer` of the model, for decoders with an unembedding;
   otherwise a note saying why the lens is undefined for it;
 - "Neutrality": retrieval, language-ID accuracy and language variance share before and after
-  centering on a held-out split (:func:`~xling_probe.neutrality.neutrality`).
+  centering on a held-out split (:func:`~xling_probe.centering.evaluate.neutrality`).
 
 ``Workbench(...).run()`` runs the same pipeline from a script and returns the workbench, whose
 ``acts``, ``result``, ``centered`` and ``neutrality`` then hold the outputs.
@@ -26,17 +26,17 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 
-from xling_probe.centering import LanguageCentering
-from xling_probe.corpus import ParallelCorpus, load_corpus
+from xling_probe.centering.estimators import LanguageCentering
+from xling_probe.data.corpus import ParallelCorpus, load_corpus
 from xling_probe.errors import CorpusError, LensError, XlingProbeError
-from xling_probe.extract import extract
+from xling_probe.extraction.extract import extract
 from xling_probe.lens import check_lens_model
-from xling_probe.models import ModelHandle, load_model
-from xling_probe.neutrality import neutrality
+from xling_probe.models.loading import ModelHandle, load_model
+from xling_probe.centering.evaluate import neutrality
 from xling_probe.plots import neutrality_curves
-from xling_probe.pooling import check_pooling
-from xling_probe.similarity import similarity
-from xling_probe.similarity_result import parse_metrics
+from xling_probe.extraction.pooling import check_pooling
+from xling_probe.measures.engine import similarity
+from xling_probe.measures.result import parse_metrics
 
 from ._base import figure_widget
 from ._progress import StageProgress

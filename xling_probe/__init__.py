@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .activations import Activations
-from .corpus import ParallelCorpus, load_corpus, split_ids
+from .extraction.activations import Activations
+from .data.corpus import ParallelCorpus, load_corpus, split_ids
 from .errors import (
     CacheError,
     CorpusError,
@@ -25,22 +25,22 @@ from .errors import (
     NotFittedError,
     XlingProbeError,
 )
-from .extract import extract
-from .languages import language_name, normalize_code
-from .models import ModelHandle, load_model
-from .store import clear_cache
-from .metrics import anc, linear_cka, mexa_alignment, retrieval_precision
-from .similarity import cross_layer_similarity, similarity
-from .similarity_result import CrossLayerResult, SimilarityResult
-from .centering import LanguageCentering, LinearProjection
-from .neutrality import NeutralityReport, neutrality
+from .extraction.extract import extract
+from .data.languages import language_name, normalize_code
+from .models.loading import ModelHandle, load_model
+from .extraction.store import clear_cache
+from .measures.metrics import anc, linear_cka, mexa_alignment, retrieval_precision
+from .measures.engine import cross_layer_similarity, similarity
+from .measures.result import CrossLayerResult, SimilarityResult
+from .centering.estimators import LanguageCentering, LinearProjection
+from .centering.evaluate import NeutralityReport, neutrality
 from .lens import DriftResult, language_drift, language_shares, lens_table, load_words
 
 # Figures and the report import plotly: loaded on first use, so `import xling_probe` stays light.
 _LAZY = {
     "plots": ("xling_probe.plots", None),
     "save_figure": ("xling_probe.plots", "save_figure"),
-    "build_report": ("xling_probe.report", "build_report"),
+    "build_report": ("xling_probe.report.build", "build_report"),
 }
 
 

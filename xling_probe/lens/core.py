@@ -3,7 +3,7 @@
 Definition (docs/science.md, "Logit lens"; nostalgebraist; Wendler et al. 2024): logits_l = unembed(final_norm(h_l))
 for each layer l, softmax in float32 over the full vocabulary. ``h_l`` is the raw residual stream
 (index 0 = the embedding output, l = the output of block l - 1) as the hooks of
-:mod:`xling_probe.extract` capture it, so the final norm is applied here exactly once. The norm
+:mod:`xling_probe.extraction.extract` capture it, so the final norm is applied here exactly once. The norm
 and the unembedding are the model's own modules (Gemma's RMSNorm with (1 + w) included) and the
 model's final-logit soft-capping, tanh(z / c) * c, is applied when its config sets one. The last
 layer therefore reproduces the model's own logits; :func:`check_final_logits` verifies it.
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LensError
-from ..models import ModelHandle
+from ..models.loading import ModelHandle
 
 #: Elements of one float32 logits chunk (layers x positions x vocabulary slice): 16 MiB.
 DEFAULT_CHUNK_ELEMENTS = 2**22
@@ -397,7 +397,7 @@ def run_batches(model: ModelHandle, rows: Sequence[Sequence[int]], layers: Seque
     row's last real token at position -1, and positions come from the attention mask, so padding
     changes nothing for a causal model.
     """
-    from ..extract import make_runner, model_inputs, pad_batch
+    from ..extraction.extract import make_runner, model_inputs, pad_batch
 
     if batch_size < 1:
         raise LensError(f"batch_size must be >= 1, got {batch_size}")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import LensError
-from ..extract import resolve_layers
+from ..extraction.extract import resolve_layers
 from .core import DEFAULT_CHUNK_ELEMENTS, Lens, LensStats, check_final_logits, encode, lens_stats, run_batches
 from .prompts import Prompt
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import LanguageCodeError, LensError
-from ..languages import language_name, normalize_code
+from ..data.languages import language_name, normalize_code
 from .words import CLOZE_PREFIX, WordList
 
 TASKS = ("translation", "repetition", "cloze")

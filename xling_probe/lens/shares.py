@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LensError
-from ..languages import base_language, normalize_codes
+from ..data.languages import base_language, normalize_codes
 from .core import DEFAULT_CHUNK_ELEMENTS
 from .positions import decode_tokens, iter_text_stats
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LanguageCodeError, LensError
-from ..languages import normalize_code, resolve
+from ..data.languages import normalize_code, resolve
 
 WORDS_FILE = "words.csv"
 #: Separator of alternative spellings inside one cell.

@@ -51,7 +51,7 @@ def pair_colors(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
 
 def similarity_curves(result: Any, metric: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
                       *, intervals: bool = True, null: bool = True, title: str | None = None) -> go.Figure:
-    """Per-layer curves of one metric of a :class:`~xling_probe.similarity_result.SimilarityResult`.
+    """Per-layer curves of one metric of a :class:`~xling_probe.measures.result.SimilarityResult`.
 
     One line per language pair (a -> b for directional metrics), its bootstrap interval as a
     band of the same colour, and the shuffled-pairing null as a grey band from the lowest null
@@ -90,7 +90,7 @@ def similarity_curves(result: Any, metric: str | None = None, pairs: Sequence[tu
 
 
 def neutrality_curves(report: Any, *, title: str | None = None, direction: str = "both") -> go.Figure:
-    """Three panels per layer for a :class:`~xling_probe.neutrality.NeutralityReport`, one line per
+    """Three panels per layer for a :class:`~xling_probe.centering.evaluate.NeutralityReport`, one line per
     condition (raw, centered, projected): held-out retrieval P@k (mean over pairs in ``direction``:
     'both' = mean of a -> b and b -> a, 'forward' = a -> b, 'backward' = b -> a; band = min to max
     over pairs and the chosen directions), language-ID probe accuracy (dotted grey line = chance,

@@ -54,7 +54,7 @@ def embedding_map(acts: Any, layer: int, *, method: str = "pca", centering: bool
     Hover shows the sentence id (and text when the activations carry texts).
     """
     register()
-    from ..centering import LanguageCentering
+    from ..centering.estimators import LanguageCentering
 
     one = acts.sel(layers=[layer])
     views = [("raw", one)]

@@ -1,0 +1,47 @@
+"""``xling-probe extract``: pooled residual-stream activations of a parallel corpus."""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import (
+    LAYERS_HELP,
+    add_data_options,
+    add_extraction_options,
+    add_model_options,
+    add_out_options,
+    layers_arg,
+    load_corpus_from,
+    load_model_from,
+    prepare_out,
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "extract",
+        help="extract pooled residual-stream activations of a parallel corpus",
+        description="Run a parallel corpus through a model and save pooled residual-stream states of every "
+                    "layer (0 = embeddings, l = output of block l-1) as activations.npy + manifest.json.",
+    )
+    add_model_options(p)
+    add_data_options(p)
+    g = add_extraction_options(p)
+    g.add_argument("--layers", type=layers_arg, default="all", help=f"{LAYERS_HELP} (default: all)")
+    g.add_argument("--include-special", action="store_true", help="include BOS/CLS/SEP/EOS in mean pooling")
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    add_out_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..extraction.extract import extract
+
+    corpus = load_corpus_from(args)  # a wrong file or language fails here, before the slow model load
+    out = prepare_out(args.out, force=args.force)
+    model = load_model_from(args)
+    acts = extract(model, corpus, layers=args.layers, pooling=args.pooling, include_special=args.include_special,
+                   batch_size=args.batch_size, max_length=args.max_length, cache=not args.no_cache)
+    acts.save(out)
+    print(f"wrote {acts!r} to {out}")
+    return 0

@@ -1,0 +1,99 @@
+"""``xling-probe report``: the main job, one self-contained HTML report of every analysis."""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import (
+    add_data_options,
+    add_model_options,
+    add_out_options,
+    count,
+    load_corpus_from,
+    parse_pairs,
+    positive_int,
+    seed_int,
+    split_list,
+)
+
+
+def _report_defaults() -> dict:
+    """The defaults of :func:`xling_probe.report.build.build_report`, read from its signature so the help
+    can never state another number than the one used (xling_probe.report.build imports nothing heavy)."""
+    import inspect
+
+    from ..report.build import build_report
+
+    return {name: p.default for name, p in inspect.signature(build_report).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def register(sub) -> None:
+    from ..report.build import DEFAULT_LANGS, DEFAULT_LIMIT, DEFAULT_METRICS, DEFAULT_PAIRS
+
+    d = _report_defaults()
+    pairs = ",".join(f"{a}-{b}" for a, b in DEFAULT_PAIRS)
+    p = sub.add_parser(
+        "report",
+        help="run extraction, similarity, neutrality and language drift and write an HTML report",
+        description="Runs every analysis on a model and a parallel corpus (defaults: the offline Gemma 3 270M, the "
+                    "bundled sample sentences and word list) and writes DIR/index.html (self-contained, opens offline), "
+                    "static figures (PNG + SVG, needs Chromium), CSV tables and manifest.json. Sentences are "
+                    f"mean-pooled over their first {d['max_length']} tokens; the similarity metrics are "
+                    f"{', '.join(DEFAULT_METRICS)}.",
+    )
+    add_model_options(p)
+    add_data_options(
+        p,
+        langs_help=f"comma-separated language codes to use (default: {','.join(DEFAULT_LANGS)}, those of them that "
+                   "are in the data; all languages of the data when fewer than 2 of them are)",
+        limit_help=f"use only the first N sentences (default: {DEFAULT_LIMIT})",
+    )
+    g = p.add_argument_group("report")
+    g.add_argument("--pairs", default=None,
+                   help=f"source-target pairs of the language-drift section, e.g. fr-zh,de-fr (default: {pairs})")
+    g.add_argument("--words", default=None, help="word list CSV for the drift (default: the bundled one)")
+    g.add_argument("--drift-items", type=positive_int, default=d["drift_items"],
+                   help=f"prompts per drift pair (default: {d['drift_items']})")
+    g.add_argument("--shots", type=count(0, "zero-shot"), default=d["shots"],
+                   help=f"examples per drift prompt, 0 = zero-shot (default: {d['shots']})")
+    g.add_argument("--bootstrap", type=positive_int, default=d["bootstrap"],
+                   help=f"bootstrap resamples of the intervals (default: {d['bootstrap']})")
+    g.add_argument("--null-permutations", type=positive_int, default=d["null_permutations"],
+                   help=f"shuffled pairings of the null (default: {d['null_permutations']})")
+    g.add_argument("--batch-size", type=positive_int, default=d["batch_size"],
+                   help=f"sentences per forward pass (default: {d['batch_size']})")
+    g.add_argument("--max-length", type=positive_int, default=d["max_length"],
+                   help=f"truncate sentences to this many tokens (default: {d['max_length']}; the other "
+                        "commands default to 512)")
+    g.add_argument("--dpi", type=positive_int, default=d["dpi"],
+                   help=f"resolution of the PNG figures (default: {d['dpi']})")
+    g.add_argument("--no-static", action="store_true", help="skip the PNG/SVG export (HTML only)")
+    g.add_argument("--seed", type=seed_int, default=d["seed"],
+                   help=f"seed of splits, nulls, bootstraps and prompts (default: {d['seed']})")
+    add_out_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report.build import DEFAULT_LIMIT, build_report
+    from .options import prepare_out
+
+    pairs = parse_pairs(args.pairs, keywords=False)
+    # The data file and the language codes are checked here, before build_report loads the model;
+    # build_report applies its own language default when --langs is not given.
+    corpus = load_corpus_from(argparse.Namespace(data=args.data, langs=args.langs, limit=None))
+    limit = DEFAULT_LIMIT if args.limit is None else args.limit
+    prepare_out(args.out, force=args.force)  # refuse a non-empty folder before the slow model load
+    result = build_report(
+        args.out, model=args.model, corpus=corpus, langs=split_list(args.langs), pairs=pairs, limit=limit,
+        words=args.words, null_permutations=args.null_permutations, bootstrap=args.bootstrap,
+        drift_items=args.drift_items, shots=args.shots, batch_size=args.batch_size, max_length=args.max_length,
+        static=not args.no_static, dpi=args.dpi, seed=args.seed, force=args.force,
+        load_options={"backend": args.backend, "device": args.device, "dtype": args.dtype},
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    print("stage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
+    print(f"wrote {len(result.files)} files; open {result.index}")
+    return 0

@@ -1,1 +1,0 @@
-"""Sub-commands of ``xling-probe``: one module each, with ``register(subparsers)``."""

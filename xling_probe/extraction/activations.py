@@ -1,0 +1,234 @@
+"""Labeled sentence activations: layer x language x sentence x hidden.
+
+Layer labels follow the residual-stream convention of docs/science.md ("Layer indexing"): for a model with L blocks
+there are L + 1 states; index 0 is the embedding output (the input to block 0) and index l is
+the output of block l - 1 (the residual stream after block l - 1). No final norm is applied.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ExtractionError
+from ..data.languages import normalize_code
+
+DIMS = ("layer", "language", "sentence", "hidden")
+
+
+@dataclass(frozen=True, eq=False)
+class Activations:
+    """Pooled sentence representations of a parallel corpus at several layers.
+
+    Attributes
+    ----------
+    data:
+        float32 array of shape ``(n_layers, n_languages, n_sentences, hidden)``.
+    layers:
+        residual-stream index of each entry of axis 0 (0 = embeddings, l = after block l-1).
+    languages:
+        canonical language code of each entry of axis 1 (see :func:`normalize_code`).
+    ids:
+        sentence id of each entry of axis 2; row i of every language is the same sentence.
+    labels:
+        display label of each language (the code as the user wrote it).
+    texts:
+        optional sentences, ``texts[language][i]`` is the sentence behind ``data[:, lang, i]``.
+    meta:
+        everything that produced the numbers (model, fingerprint, pooling, max_length, dtype...).
+    """
+
+    data: np.ndarray
+    layers: tuple[int, ...]
+    languages: tuple[str, ...]
+    ids: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, tuple[str, ...]] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        data = np.asarray(self.data)
+        if data.ndim != 4:
+            raise ExtractionError(f"activations must be 4-D {DIMS}, got shape {data.shape}")
+        expected = (len(self.layers), len(self.languages), len(self.ids))
+        if data.shape[:3] != expected:
+            raise ExtractionError(
+                f"activation shape {data.shape} does not match labels "
+                f"(layers={expected[0]}, languages={expected[1]}, sentences={expected[2]})"
+            )
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
+        object.__setattr__(self, "languages", tuple(self.languages))
+        object.__setattr__(self, "ids", tuple(str(x) for x in self.ids))
+        labels = {lang: self.labels.get(lang, lang) for lang in self.languages}
+        object.__setattr__(self, "labels", labels)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.data.shape[3])
+
+    @property
+    def n_sentences(self) -> int:
+        return int(self.data.shape[2])
+
+    def __repr__(self) -> str:
+        model = self.meta.get("model", "?")
+        pooling = self.meta.get("pooling", "?")
+        return (
+            f"Activations(model={model!r}, pooling={pooling!r}, layers={self.layers[0]}..{self.layers[-1]} "
+            f"({len(self.layers)}), languages={list(self.languages)}, sentences={len(self.ids)}, "
+            f"hidden={self.hidden_size})"
+        )
+
+    # ------------------------------------------------------------------ lookup
+    def language_index(self, language: str) -> int:
+        """Axis-1 index of a language given in any accepted spelling (``fr``, ``fra``, ``fra_Latn``)."""
+        if language in self.languages:
+            return self.languages.index(language)
+        for code, label in self.labels.items():
+            if label == language:
+                return self.languages.index(code)
+        try:
+            code = normalize_code(language)
+        except Exception:  # noqa: BLE001 - reported below with the known languages
+            code = None
+        if code in self.languages:
+            return self.languages.index(code)
+        raise ExtractionError(
+            f"language {language!r} is not in these activations; extracted languages: "
+            f"{', '.join(self.languages)}"
+        )
+
+    def layer_index(self, layer: int) -> int:
+        """Axis-0 index of a residual-stream layer; negative values count from the last."""
+        if not isinstance(layer, (int, np.integer)):
+            raise ExtractionError(f"layer must be an int, got {layer!r}")
+        if layer < 0:
+            if -layer > len(self.layers):
+                raise ExtractionError(f"layer {layer} is out of range for {len(self.layers)} layers")
+            return len(self.layers) + int(layer)
+        if int(layer) not in self.layers:
+            raise ExtractionError(
+                f"layer {layer} was not extracted; available layers: {self.layers[0]}..{self.layers[-1]} "
+                f"({list(self.layers)})"
+            )
+        return self.layers.index(int(layer))
+
+    def get(self, layer: int, language: str) -> np.ndarray:
+        """The ``(n_sentences, hidden)`` matrix of one language at one layer."""
+        return self.data[self.layer_index(layer), self.language_index(language)]
+
+    def sel(
+        self,
+        *,
+        layers: Iterable[int] | None = None,
+        languages: Iterable[str] | None = None,
+        ids: Iterable[str] | None = None,
+    ) -> Activations:
+        """A subset by layer, language and sentence id (labels kept, data copied lazily by numpy)."""
+        li = [self.layer_index(x) for x in layers] if layers is not None else list(range(len(self.layers)))
+        gi = [self.language_index(x) for x in languages] if languages is not None else list(range(len(self.languages)))
+        if ids is not None:
+            pos = {s: i for i, s in enumerate(self.ids)}
+            wanted = [str(x) for x in ids]
+            if not wanted:
+                raise ExtractionError("ids= selects no sentence; pass at least one id, or ids=None for all")
+            missing = [s for s in wanted if s not in pos]
+            if missing:
+                raise ExtractionError(f"sentence ids not in these activations: {missing[:10]}")
+            si = [pos[s] for s in wanted]
+        else:
+            si = list(range(len(self.ids)))
+        data = self.data[np.ix_(li, gi, si)] if (li and gi and si) else self.data[li][:, gi][:, :, si]
+        langs = tuple(self.languages[i] for i in gi)
+        texts = None
+        if self.texts is not None:
+            texts = {lang: tuple(self.texts[lang][i] for i in si) for lang in langs if lang in self.texts}
+        return Activations(
+            data=data,
+            layers=tuple(self.layers[i] for i in li),
+            languages=langs,
+            ids=tuple(self.ids[i] for i in si),
+            labels={lang: self.labels[lang] for lang in langs},
+            texts=texts,
+            meta=dict(self.meta),
+        )
+
+    def replace(self, data: np.ndarray, **meta: Any) -> Activations:
+        """Same labels, new data of the same shape (used by centering and projections)."""
+        if data.shape != self.data.shape:
+            raise ExtractionError(f"replacement data has shape {data.shape}, expected {self.data.shape}")
+        return Activations(
+            data=data,
+            layers=self.layers,
+            languages=self.languages,
+            ids=self.ids,
+            labels=dict(self.labels),
+            texts=self.texts,
+            meta={**self.meta, **meta},
+        )
+
+    # ------------------------------------------------------------------ conversions
+    def to_xarray(self):
+        """An ``xarray.DataArray`` with named dims (layer, language, sentence, hidden)."""
+        import xarray as xr
+
+        return xr.DataArray(
+            self.data,
+            dims=DIMS,
+            coords={
+                "layer": list(self.layers),
+                "language": list(self.languages),
+                "sentence": list(self.ids),
+                "label": ("language", [self.labels[x] for x in self.languages]),
+            },
+            attrs={k: v for k, v in self.meta.items() if isinstance(v, (str, int, float))},
+            name="activation",
+        )
+
+    # ------------------------------------------------------------------ disk format
+    def save(self, folder: str | Path) -> Path:
+        """Write ``activations.npy`` and ``manifest.json`` into ``folder`` (created)."""
+        from .store import write_activations
+
+        return write_activations(self, Path(folder))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Activations:
+        """Read a folder written by :meth:`save` or ``xling-probe extract``.
+
+        Raises :class:`~xling_probe.errors.CacheError` (naming the folder and the file) when the
+        folder is damaged: ``manifest.json`` truncated or invalid, ``activations.npy`` missing or
+        not matching the manifest's checksum; :class:`ExtractionError` when it is not such a folder.
+        """
+        from .store import read_activations
+
+        return read_activations(Path(folder))
+
+
+def stack_languages(per_language: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack ``[layer, sentence, hidden]`` arrays into ``[layer, language, sentence, hidden]``."""
+    return np.stack(per_language, axis=1)
+
+
+def manifest_of(acts: Activations) -> dict[str, Any]:
+    """The JSON-able description of an :class:`Activations` (labels and meta, no data)."""
+    return {
+        "dims": list(DIMS),
+        "shape": list(acts.shape),
+        "layers": list(acts.layers),
+        "languages": list(acts.languages),
+        "labels": acts.labels,
+        "ids": list(acts.ids),
+        "meta": json.loads(json.dumps(acts.meta, default=str)),
+    }

@@ -1,0 +1,264 @@
+"""The similarity engine: every metric, every layer, every language pair, with nulls and intervals.
+
+``similarity(acts)`` scores each requested language pair at each layer with linear CKA (biased and
+debiased), ANC, cosine retrieval P@k, the MEXA alignment score and mutual k-NN (definitions in
+:mod:`xling_probe.measures.metrics`). Work is batched over layers (one tensor call per pair covers a whole
+chunk of layers; the chunk size follows a memory budget) and never loops over sentences. What
+depends on one language only (its Gram matrix, z-scores, unit rows) is computed once per layer and
+shared by every pair, every null permutation and every bootstrap sample:
+
+- Null baseline: shuffle the pairing (permute rows of Y) and recompute, to show chance level. A
+  permutation of Y's rows permutes the columns of S = norm(X) norm(Y)^T, so retrieval and MEXA
+  nulls only re-read the row and column winners of S; the CKA null gathers the permuted Gram.
+- Bootstrap: sentences resampled with replacement (seeded). CKA and ANC are recomputed on the
+  resample through multiplicity weights (no copy of the data). Retrieval, MEXA and k-NN scores
+  are means of per-sentence hits over a fixed candidate pool, so the bootstrap resamples the
+  queries (a resampled pool would contain duplicates, which tie by construction).
+
+CKA form: for one pair the feature form (D x D) is cheaper when D < N and the Gram form (N x N)
+otherwise (the min(N, D) rule). Across many pairs and resamples the engine compares the total
+cost (Gram matrices are made once per language and make every pair and resample O(N^2); the
+feature form pays O(N D^2) per pair and per resample) and picks the cheaper form that fits in
+memory; ``cka_form="feature"|"gram"`` forces one. Everything is accumulated in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..extraction.activations import Activations
+from ..errors import MetricError
+from .metrics import anc_from_correlations, cka_ratio, standardize
+from .kernels import LangState, cka_null_products, pair_hsic, score_pair, self_hsic
+from .result import (
+    DEFAULT_METRICS,
+    CrossLayerResult,
+    SimilarityResult,
+    assemble,
+    is_directional,
+    language_of,
+    layer_indices,
+    parse_metrics,
+    resolve_pairs,
+)
+
+__all__ = ["DEFAULT_METRICS", "cross_layer_similarity", "draws", "similarity"]
+
+
+def _check_finite(block: torch.Tensor, layers: Sequence[int], langs: Sequence[str]) -> None:
+    """``block`` [layer, language, N, D]: raise on NaN/inf, naming where."""
+    bad = ~torch.isfinite(block.sum((-2, -1)))  # NaN and inf survive a float64 sum of float32 values
+    if bool(bad.any()):
+        li, gi = bad.nonzero()[0].tolist()
+        raise MetricError(f"NaN or inf in the activations of language {langs[gi]!r} at layer {layers[li]}; "
+                          "re-extract in float32/bfloat16 or drop the broken sentences")
+
+
+# ---------------------------------------------------------------------------------- the engine
+def similarity(
+    acts: Activations,
+    metrics: str | Iterable[str] = DEFAULT_METRICS,
+    pairs: str | Sequence[Sequence[str]] = "all",
+    layers: Any = "all",
+    *,
+    null_permutations: int = 20,
+    bootstrap: int = 200,
+    ci: float = 0.95,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    cka_form: str = "auto",
+    max_memory_gb: float = 2.0,
+    progress: bool = True,
+) -> SimilarityResult:
+    """Score every metric at every layer for every language pair of ``acts``.
+
+    Parameters
+    ----------
+    acts: :class:`Activations` (layer x language x sentence x hidden); row i of each language is
+        the same sentence.
+    metrics: names from ``cka``, ``cka_debiased``, ``anc`` (signed mean), ``anc_abs`` (mean |r|),
+        ``p@k`` (cosine retrieval precision at k, both directions), ``mexa``, ``mknn@k``.
+    pairs: ``"all"``, ``"pivot:en"`` or ``[(a, b), ...]``.
+    layers: ``"all"`` or residual-stream indices (0 = embeddings, l = output of block l-1).
+    null_permutations: shuffled pairings per value (0 = no null). With 20, a value above every
+        permutation is significant at p = 1/21 < 0.05 (``result.above_null``).
+    bootstrap: resamples of the sentences for the ``ci`` percentile interval (0 = none).
+    seed: seeds the permutations and resamples (the same draws for every pair and layer).
+    device: torch device for the computation (default: cpu; "cuda" moves each chunk to the GPU).
+    cka_form: "auto" (cheapest total cost), "gram" or "feature".
+    max_memory_gb: working-memory budget that sets how many layers are batched together.
+    """
+    if not isinstance(acts, Activations):
+        raise MetricError("similarity() needs an Activations object: acts = xling_probe.extraction.extract(model, corpus)")
+    names = parse_metrics(metrics)
+    pair_list = resolve_pairs(acts, pairs)
+    li_all = layer_indices(acts, layers)
+    for label, v in (("null_permutations", null_permutations), ("bootstrap", bootstrap)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise MetricError(f"{label} must be an int >= 0, got {v!r}")
+    if not 0 < ci < 1:
+        raise MetricError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci!r}")
+    if cka_form not in ("auto", "gram", "feature"):
+        raise MetricError(f"cka_form must be 'auto', 'gram' or 'feature', got {cka_form!r}")
+    n, d = acts.n_sentences, acts.hidden_size
+    ks = {int(m[2:]) for m in names if m.startswith("p@")}
+    mknn_ks = {int(m[5:]) for m in names if m.startswith("mknn@")}
+    min_n = max([4 if "cka_debiased" in names else 2] + [k for k in ks] + [k + 1 for k in mknn_ks])
+    if n < min_n:
+        why = "debiased CKA needs N >= 4" if "cka_debiased" in names and n < 4 else "k must not exceed the sentences"
+        raise MetricError(f"{n} sentences are too few for {list(names)} ({why}); use at least {min_n}")
+    langs = tuple(x for x in acts.languages if any(x in p for p in pair_list))
+    gi = [acts.languages.index(x) for x in langs]
+    R, B = int(null_permutations), int(bootstrap)
+    need = {"cos" for m in names if m.startswith(("p@", "mexa", "mknn"))}
+    need |= {"anc" for m in names if m.startswith("anc")} | {"cka" for m in names if m.startswith("cka")}
+    form = _choose_form(cka_form, n, d, len(langs), len(pair_list), R, B, max_memory_gb) if "cka" in need else "none"
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+
+    perms_np, boot_idx = draws(n, R, B, seed)
+    perms = torch.as_tensor(perms_np, dtype=torch.long, device=dev)
+    counts = np.stack([np.bincount(i, minlength=n) for i in boot_idx]) if B else None
+    wt = torch.as_tensor(counts.T, dtype=torch.float64, device=dev) if B else None  # multiplicities [N, B]
+
+    per_layer = _bytes_per_layer(n, d, len(langs), need, form, R, B)
+    chunk = min(len(li_all), max(1, int(max_memory_gb * 2**30 // per_layer)))
+    chunks = [li_all[i:i + chunk] for i in range(0, len(li_all), chunk)]
+    L = len(li_all)
+    slots: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
+    for m in names:
+        for a, b in pair_list:
+            for s in ([(a, b), (b, a)] if is_directional(m) else [(a, b)]):
+                slots[(m, *s)] = {"value": np.full(L, np.nan), "null": np.full((L, R), np.nan), "boot": np.full((L, B), np.nan)}
+    excluded = {p: np.zeros(L, dtype=np.int64) for p in pair_list}
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(chunks) * len(pair_list), desc="similarity", unit="pair", disable=not progress)
+    with bar, torch.no_grad():
+        pos = 0
+        for idx in chunks:
+            block = torch.as_tensor(acts.data[np.ix_(idx, gi)], device=dev).to(torch.float64)  # copies only these
+            _check_finite(block, [acts.layers[i] for i in idx], langs)
+            try:
+                state = {lang: LangState(block[:, g], need, form, wt, mknn_ks) for g, lang in enumerate(langs)}
+            except MetricError as exc:
+                raise MetricError(f"{exc} (layers {[acts.layers[i] for i in idx]})") from None
+            del block
+            sl = slice(pos, pos + len(idx))
+            hs = self_hsic(state, names, n, wt) if "cka" in need else {}
+            kl_null = cka_null_products(state, pair_list, perms) if "cka" in need and R else {}
+            for a, b in pair_list:
+                out = score_pair(state[a], state[b], names, ks, perms, wt, hs.get(a), hs.get(b),
+                                  kl_null.get((a, b)))
+                for (m, direction), res in out.items():
+                    key = (m, a, b) if direction == "ab" else (m, b, a)
+                    for f in ("value", "null", "boot"):
+                        if f in res:
+                            slots[key][f][sl] = res[f].cpu().numpy()
+                if "anc" in need:
+                    excluded[(a, b)][sl] = (d - (state[a].mask & state[b].mask).sum(-1)).cpu().numpy()
+                bar.update(1)
+            pos += len(idx)
+            del state, hs
+    _check_anc(slots, excluded, pair_list, [acts.layers[i] for i in li_all], d)
+    return assemble(names, tuple(acts.layers[i] for i in li_all), langs, pair_list, slots, excluded, R, B, ci, {
+        "n_sentences": n, "hidden_size": d, "null_permutations": R, "bootstrap": B, "ci": ci, "seed": seed,
+        "cka_form": form, "layer_chunk": chunk, "model": acts.meta.get("model", "?"),
+        "pooling": acts.meta.get("pooling", "?"),
+    })
+
+
+def draws(n: int, permutations: int, bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded random draws of :func:`similarity`: shuffled pairings ``[permutations, n]`` (row r
+    pairs sentence i of language a with sentence perm[r, i] of language b) and bootstrap samples
+    ``[bootstrap, n]`` (sentence indices drawn with replacement). The same draws serve every pair and layer."""
+    rng = np.random.default_rng(seed)
+    perms = np.stack([rng.permutation(n) for _ in range(permutations)]) if permutations else np.zeros((0, n), np.int64)
+    boot = rng.integers(0, n, size=(bootstrap, n)) if bootstrap else np.zeros((0, n), np.int64)
+    return perms, boot
+
+
+def _choose_form(cka_form: str, n: int, d: int, g: int, p: int, r: int, b: int, budget_gb: float) -> str:
+    if cka_form != "auto":
+        return cka_form
+    gram = g * n * n * d + p * n * n * (1 + r) + (2 * g + p) * n * n * b
+    feature = (g + p) * n * d * d * (1 + b) + p * r * n * d * d
+    fits = g * n * n * 8 <= budget_gb * 2**30 / 2  # one layer of Gram matrices in half the budget
+    return "gram" if gram <= feature and fits else "feature"
+
+
+def _bytes_per_layer(n: int, d: int, g: int, need: set[str], form: str, r: int, b: int) -> int:
+    per_lang = n * d * 8  # the float64 copy of the data
+    per_lang += n * d * 8 * (("cos" in need) + 2 * ("anc" in need))
+    if "cka" in need:
+        per_lang += n * n * 8 * (1 + (r > 0)) if form == "gram" else n * d * 8  # + permuted Gram cache
+        per_lang += n * b * 8
+    per_lang += 2 * b * d * 8 * ("anc" in need)
+    transient = 4 * n * n * 8 + n * max(b, 1) * 8
+    return g * per_lang + transient
+
+
+def _check_anc(slots, excluded, pairs, layers, d) -> None:
+    for a, b in pairs:
+        full = np.nonzero(excluded[(a, b)] >= d)[0]
+        if len(full):
+            raise MetricError(f"every neuron has zero variance in {a!r} or {b!r} at layer {layers[full[0]]}: "
+                              "ANC is undefined there (constant activations?)")
+
+
+# ---------------------------------------------------------------------------------- layer x layer
+def cross_layer_similarity(
+    acts: Activations,
+    lang_a: str,
+    lang_b: str,
+    metric: str = "cka",
+    layers: Any = "all",
+    *,
+    device: str | torch.device | None = None,
+) -> CrossLayerResult:
+    """Layer i of ``lang_a`` vs layer j of ``lang_b`` for every (i, j): CKA (biased or debiased) or ANC
+    (signed or absolute), in one batched call. Returns a :class:`CrossLayerResult` [layer_a, layer_b]."""
+    if not isinstance(acts, Activations):
+        raise MetricError("cross_layer_similarity() needs an Activations object")
+    (metric,) = parse_metrics([metric])
+    if metric not in ("cka", "cka_debiased", "anc", "anc_abs"):
+        raise MetricError(f"cross_layer_similarity supports cka, cka_debiased, anc and anc_abs, not {metric!r}")
+    a, b = language_of(acts, lang_a), language_of(acts, lang_b)
+    idx = layer_indices(acts, layers)
+    n, d, L = acts.n_sentences, acts.hidden_size, len(idx)
+    if metric == "cka_debiased" and n < 4:
+        raise MetricError(f"debiased CKA needs N >= 4 sentences, got {n}")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    block = torch.as_tensor(acts.data[np.ix_(idx, [acts.language_index(a), acts.language_index(b)])],
+                            device=dev).to(torch.float64)
+    _check_finite(block, [acts.layers[i] for i in idx], (a, b))
+    x, y = block[:, 0], block[:, 1]
+    with torch.no_grad():
+        if metric.startswith("anc"):
+            (zx, mx), (zy, my) = standardize(x), standardize(y)
+            r = torch.einsum("ind,jnd->ijd", zx, zy) / n
+            mat = anc_from_correlations(r, mx[:, None] & my[None], absolute=metric == "anc_abs")
+            if bool(torch.isnan(mat).any()):
+                raise MetricError("every neuron has zero variance at some layer pair: ANC is undefined there")
+        else:
+            form = "gram" if 2 * L * n * n * d + L * L * n * n <= 2 * L * n * d * d + L * L * n * d * d else "feature"
+            sa, sb = LangState(x, {"cka"}, form, None, set()), LangState(y, {"cka"}, form, None, set())
+            if form == "gram":
+                kl = sa.k.flatten(1) @ sb.k.flatten(1).T
+            else:
+                kl = torch.stack([(sb.xc.transpose(-1, -2) @ sa.xc[i]).square().sum((-2, -1)) for i in range(L)])
+            kk_a, kk_b = sa.kl(sa), sb.kl(sb)
+            if bool((kk_a <= 0).any() | (kk_b <= 0).any()):
+                raise MetricError("a layer has zero variance (all sentence vectors identical): CKA is undefined")
+            c = lambda v: v[..., None]  # noqa: E731 - one plain sample: trailing sample axis of size 1
+            xy = pair_hsic(c(kl), c(sa.r)[:, None], c(sa.d)[:, None], c(sb.r)[None], c(sb.d)[None], None, n, metric)
+            xx = pair_hsic(c(kk_a), c(sa.r), c(sa.d), c(sa.r), c(sa.d), None, n, metric)
+            yy = pair_hsic(c(kk_b), c(sb.r), c(sb.d), c(sb.r), c(sb.d), None, n, metric)
+            mat = cka_ratio(xy[..., 0], xx[:, None, 0], yy[None, :, 0])
+    lay = tuple(acts.layers[i] for i in idx)
+    return CrossLayerResult(metric=metric, lang_a=a, lang_b=b, layers_a=lay, layers_b=lay,
+                            matrix=mat.cpu().numpy(), settings={"n_sentences": n})

@@ -1,0 +1,10 @@
+"""``xling-probe report``: every stage on one model and corpus, written as one self-contained HTML page.
+
+- :mod:`.build`: :func:`build_report` runs the stages and collects sections, tables and figures.
+- :mod:`.html`: the page, its texts and the captions computed from the numbers.
+- :mod:`.write`: the files (HTML, PNG/SVG, CSV, manifest.json).
+"""
+
+from .build import ReportResult, build_report
+
+__all__ = ["ReportResult", "build_report"]

@@ -1,0 +1,342 @@
+"""``xling-probe report``: extraction, similarity, neutrality and language drift in one HTML page.
+
+:func:`build_report` runs every stage on a model and a parallel corpus and writes into ``out``:
+``index.html`` (self-contained: plotly.js embedded once, opens offline), ``figures/*.png|svg``
+(static copies through kaleido when a Chrome/Chromium is found; otherwise the page says what is
+missing), ``tables/*.csv`` (tidy tables behind every figure) and ``manifest.json`` (every setting,
+library versions, per-stage wall times, notes), so any figure can be reproduced.
+
+Defaults are sized to finish in a few minutes on a 2-core CPU with the offline Gemma 3 270M:
+6 of the sample's languages (4 scripts), 60 sentences, 100 bootstrap resamples, 2 drift pairs x 16 items.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import LensError, XlingProbeError
+
+DEFAULT_LANGS = ("en", "de", "fr", "ru", "zh", "ar")
+DEFAULT_PAIRS = (("fr", "zh"), ("de", "fr"))
+DEFAULT_LIMIT = 60
+DEFAULT_METRICS = ("cka_debiased", "p@1", "anc", "mexa")
+#: The report's stages in the order they run; each one either runs or is skipped with a reason.
+STAGES = ("corpus", "model", "extract", "similarity", "cross_layer", "neutrality", "embedding", "drift",
+          "static_export", "write")
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` wrote: the folder, the files, per-stage seconds and the notes."""
+
+    out: Path
+    files: list[Path]
+    timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    #: the report's figures by id (the same objects as on the page), e.g. ``"mexa_curves"``
+    figures: dict[str, Any] = field(default_factory=dict)
+    #: one entry per stage of :data:`STAGES`: ``{"stage", "status": "ran" | "skipped", "seconds" | "reason"}``
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def index(self) -> Path:
+        return self.out / "index.html"
+
+
+class _Stages:
+    """Times each stage and shows one progress bar over the planned stages.
+
+    Every planned stage either runs (:meth:`run`) or is skipped with a reason (:meth:`skip`); both
+    advance the bar by one, so a finished report ends at ``total/total``. :meth:`record` lists
+    what happened to each stage, in the planned order (for manifest.json).
+    """
+
+    def __init__(self, names: Sequence[str], progress: bool):
+        from tqdm.auto import tqdm
+
+        self.names = tuple(names)
+        self.timings: dict[str, float] = {}
+        self.skipped: dict[str, str] = {}
+        self.bar = tqdm(total=len(self.names), desc="report", unit="stage", disable=not progress)
+
+    def _check(self, name: str) -> None:
+        if name not in self.names:
+            raise XlingProbeError(f"report stage {name!r} is not planned; stages: {', '.join(self.names)}")
+        if name in self.timings or name in self.skipped:
+            raise XlingProbeError(f"report stage {name!r} ran twice")
+
+    def run(self, name: str, fn, *args, **kw):
+        self._check(name)
+        self.bar.set_postfix_str(name)
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kw)
+        finally:
+            self.timings[name] = round(time.perf_counter() - t0, 3)
+            self.bar.update(1)
+
+    def skip(self, name: str, reason: str) -> None:
+        """Count a stage that does not run (the bar still advances) and say why."""
+        self._check(name)
+        self.skipped[name] = reason
+        self.bar.update(1)
+
+    def record(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for name in self.names:
+            if name in self.timings:
+                out.append({"stage": name, "status": "ran", "seconds": self.timings[name]})
+            elif name in self.skipped:
+                out.append({"stage": name, "status": "skipped", "reason": self.skipped[name]})
+            else:
+                out.append({"stage": name, "status": "not reached"})
+        return out
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that produce the numbers and the figures."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("xling-probe", "torch", "transformers", "numpy", "scikit-learn", "plotly", "kaleido"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _check_pairs(pairs: Sequence[Sequence[str]] | None) -> list[tuple[str, str]]:
+    from ..data.languages import normalize_code
+
+    out = []
+    for p in DEFAULT_PAIRS if pairs is None else pairs:
+        if len(p) != 2:
+            raise XlingProbeError(f"each drift pair must be two language codes (source, target), got {p!r}")
+        out.append((normalize_code(p[0]), normalize_code(p[1])))
+    return out
+
+
+def build_report(
+    out: str | Path,
+    *,
+    model: Any = None,
+    corpus: Any = None,
+    langs: Sequence[str] | None = None,
+    pairs: Sequence[Sequence[str]] | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+    words: Any = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    null_permutations: int = 20,
+    bootstrap: int = 100,
+    drift_items: int = 16,
+    shots: int = 3,
+    batch_size: int = 16,
+    max_length: int = 128,
+    static: bool = True,
+    dpi: int = 200,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = True,
+    load_options: dict[str, Any] | None = None,
+) -> ReportResult:
+    """Run every stage and write the report into ``out`` (refused when not empty unless ``force``).
+
+    ``model``: a ModelHandle or a name/path for :func:`load_model` (None = the offline Gemma 3
+    270M; ``load_options`` are passed to it: backend, device, dtype). ``corpus``: a ParallelCorpus or a file path (None = the bundled sample). ``langs``:
+    languages to use (None = :data:`DEFAULT_LANGS` present in the corpus, else all). ``pairs``:
+    (source, target) pairs of the drift section (target words needed in the word list; a pair
+    without words is skipped with a note). ``limit``: first N sentences. ``words``: word list
+    for the drift (None = bundled). Models without an unembedding skip the drift section.
+    """
+    from ..paths import prepare_output_folder as prepare_out
+
+    out = prepare_out(out, force=force)
+    drift_pairs = _check_pairs(pairs)
+    stages = _Stages(STAGES, progress)
+    try:
+        return _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, words=words, metrics=metrics,
+                      null_permutations=null_permutations, bootstrap=bootstrap, drift_items=drift_items, shots=shots,
+                      batch_size=batch_size, max_length=max_length, static=static, dpi=dpi, seed=seed,
+                      progress=progress)
+    finally:
+        stages.bar.close()
+
+
+def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, *, words, metrics, null_permutations,
+           bootstrap, drift_items, shots, batch_size, max_length, static, dpi, seed, progress) -> ReportResult:
+    """The stages of :func:`build_report`. The corpus is loaded and its languages checked before
+    the model is loaded: a typo in a language code must not cost a model load."""
+    from ..data.corpus import ParallelCorpus, load_corpus
+    from ..models.loading import ModelHandle, load_model
+
+    notes: list[str] = []
+    if corpus is None:
+        corpus = ParallelCorpus.sample()
+    elif not isinstance(corpus, ParallelCorpus):
+        corpus = load_corpus(corpus)
+    corpus = stages.run("corpus", _select, corpus, langs, limit)
+    if isinstance(model, ModelHandle):
+        handle = model
+        stages.skip("model", f"a loaded model was given ({model.name})")
+    else:
+        handle = stages.run("model", load_model, model, **(load_options or {}))
+
+    from ..extraction.extract import extract
+
+    acts = stages.run("extract", extract, handle, corpus, pooling="mean", batch_size=batch_size, max_length=max_length,
+                      progress=progress)
+    sections, tables, figures = _analyses(stages, handle, acts, notes, drift_pairs, words=words, metrics=metrics,
+                                          null_permutations=null_permutations, bootstrap=bootstrap,
+                                          drift_items=drift_items, shots=shots, seed=seed, progress=progress)
+    from .write import write_all
+
+    files = write_all(out, stages, handle, acts, sections, tables, figures, notes, static=static, dpi=dpi, settings={
+        "model": handle.name, "fingerprint": handle.fingerprint, "backend": handle.backend, "kind": handle.kind,
+        "languages": list(acts.languages), "n_sentences": acts.n_sentences, "layers": list(acts.layers),
+        "pooling": "mean", "max_length": max_length, "batch_size": batch_size, "metrics": list(metrics),
+        "null_permutations": null_permutations, "bootstrap": bootstrap, "drift_pairs": [list(p) for p in drift_pairs],
+        "drift_items": drift_items, "shots": shots, "seed": seed, "dpi": dpi, "static": static,
+        "corpus": {k: v for k, v in corpus.meta.items() if isinstance(v, (str, int, float, bool))},
+        "limit": limit, "words": str(words) if words is not None else "bundled xling_probe/data/words.csv",
+    })
+    return ReportResult(out=out, files=files, timings=stages.timings, notes=notes, figures=figures,
+                        stages=stages.record())
+
+
+def _select(corpus, langs, limit):
+    if langs:
+        corpus = corpus.select_languages(list(langs))
+    else:
+        present = [c for c in DEFAULT_LANGS if c in corpus.languages]
+        if len(present) >= 2:
+            corpus = corpus.select_languages(present)
+    if len(corpus.languages) < 2:
+        raise XlingProbeError(f"the report compares languages: it needs at least 2, got {list(corpus.languages)}")
+    if limit:
+        corpus = corpus.head(limit)
+    return corpus
+
+
+def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_permutations, bootstrap, drift_items,
+              shots, seed, progress):
+    """Run the analyses and build the figures; returns (sections, tables name -> DataFrame, figures id -> Figure)."""
+    from .. import plots
+    from ..centering.evaluate import neutrality
+    from .html import TEXTS, Section, describe_curve, describe_heatmap, describe_mexa
+    from ..measures.engine import cross_layer_similarity, similarity
+
+    sections: list[Section] = []
+    tables: dict[str, Any] = {}
+    figs: dict[str, Any] = {}
+    langs = acts.languages
+    pivot = "en" if "en" in langs else langs[0]
+    sim = stages.run("similarity", similarity, acts, metrics=list(metrics), pairs="all",
+                     null_permutations=null_permutations, bootstrap=bootstrap, seed=seed, progress=progress)
+    tables["similarity"], tables["similarity_layer_mean"] = sim.to_dataframe(), sim.layer_mean()
+    tables["similarity_peaks"] = sim.peak_layers()
+    pivot_pairs = [p for p in sim.pairs if pivot in p]
+    curve_metric = next((m for m in sim.metrics if not m.startswith("p@")), sim.metrics[0])
+    figs["similarity_curves"] = plots.similarity_curves(sim, curve_metric, pairs=pivot_pairs)
+    sections.append(Section("similarity", f"Similarity per layer ({curve_metric}, {pivot} vs every language)",
+                            TEXTS["similarity"], [("similarity_curves", figs["similarity_curves"])],
+                            ["tables/similarity.csv", "tables/similarity_layer_mean.csv"],
+                            finding=describe_curve(sim, curve_metric, pivot_pairs)))
+    ret = next((m for m in sim.metrics if m.startswith("p@")), None)
+    if ret:
+        figs["retrieval_curves"] = plots.similarity_curves(sim, ret, pairs=pivot_pairs, null=True)
+        sections.append(Section("retrieval", f"Retrieval {ret} per layer", TEXTS["retrieval"],
+                                [("retrieval_curves", figs["retrieval_curves"])], ["tables/similarity.csv"],
+                                finding=describe_curve(sim, ret, pivot_pairs)))
+    for metric, key, title in (("mexa", "mexa", "MEXA alignment per layer"), ("anc", "anc", "ANC per layer"),
+                               ("anc_abs", "anc", "ANC (|r|) per layer")):
+        if metric not in sim.metrics or metric == curve_metric or f"{key}_curves" in figs:
+            continue
+        figs[f"{key}_curves"] = plots.similarity_curves(sim, metric, pairs=pivot_pairs, null=True)
+        finding = describe_curve(sim, metric, pivot_pairs)
+        if metric == "mexa":
+            finding = describe_mexa(sim, pivot_pairs) + " " + finding.removeprefix("This run: ")
+        sections.append(Section(key, f"{title} ({pivot} vs every language)", TEXTS[key],
+                                [(f"{key}_curves", figs[f"{key}_curves"])],
+                                ["tables/similarity.csv", "tables/similarity_peaks.csv"], finding=finding))
+    # the layer where the mean over every computed pair peaks (diagonal and missing pairs are NaN)
+    mean = np.nanmean(sim.arrays["value"][sim._metric_index(curve_metric)].reshape(len(sim.layers), -1), axis=1)
+    peak = int(sim.layers[int(np.nanargmax(mean))])
+    figs["language_heatmap"] = plots.language_heatmap(sim, curve_metric, layer=peak)
+    sections.append(Section("heatmap", f"All language pairs at layer {peak}", TEXTS["heatmap"],
+                            [("language_heatmap", figs["language_heatmap"])], ["tables/similarity_peaks.csv"],
+                            finding=describe_heatmap(sim, curve_metric, peak)))
+
+    cross_pair = (drift_pairs[0] if drift_pairs and all(x in langs for x in drift_pairs[0])
+                  else (pivot, next(x for x in langs if x != pivot)))
+    cross_metric = "cka_debiased" if acts.n_sentences >= 4 else "cka"
+    cross = stages.run("cross_layer", cross_layer_similarity, acts, cross_pair[0], cross_pair[1], metric=cross_metric)
+    tables["cross_layer"] = cross.to_dataframe()
+    figs["cross_layer"] = plots.cross_layer_heatmap(cross)
+    sections.append(Section("cross_layer", f"Layer x layer: {cross.lang_a} vs {cross.lang_b}", TEXTS["cross_layer"],
+                            [("cross_layer", figs["cross_layer"])], ["tables/cross_layer.csv"]))
+
+    rep = stages.run("neutrality", neutrality, acts, 0.5, seed=seed, progress=progress)
+    tables["neutrality"], tables["neutrality_summary"] = rep.to_dataframe(), rep.summary()
+    figs["neutrality"] = plots.neutrality_curves(rep)
+    sections.append(Section("neutrality", "Language neutrality: raw vs centered", TEXTS["neutrality"],
+                            [("neutrality", figs["neutrality"])], ["tables/neutrality.csv", "tables/neutrality_summary.csv"]))
+
+    figs["embedding"] = stages.run("embedding", plots.embedding_map, acts, peak, method="pca", seed=seed)
+    sections.append(Section("embedding", f"Sentence map at layer {peak} (PCA)", TEXTS["embedding"],
+                            [("embedding", figs["embedding"])]))
+
+    stages.run("drift", _drift_sections, handle, drift_pairs, sections, tables, figs, notes, words=words,
+               items=drift_items, shots=shots, seed=seed, progress=progress)
+    return sections, tables, figs
+
+
+def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words, items, shots, seed, progress):
+    from .. import plots
+    from ..lens import build_prompts, language_drift, lens_table, load_words
+    from .html import TEXTS, Section, describe_drift, describe_items
+
+    if not handle.has_unembedding or handle.kind != "decoder":
+        note = (f"Language drift skipped: {handle.name} is {'an encoder' if handle.kind != 'decoder' else 'a model'} "
+                "without an unembedding (LM head), so the logit lens cannot decode its layers. Use a decoder LM.")
+        notes.append(note)
+        sections.append(Section("drift", "Language drift (skipped)", "", notes=[note]))
+        return
+    wl = load_words(words)
+    first_table = None
+    for src, tgt in drift_pairs:
+        missing = [c for c in (src, tgt, "en") if c not in wl.languages]
+        key = f"drift_{src}_{tgt}"
+        if missing:
+            note = (f"Drift {src} -> {tgt} skipped: the word list has no {', '.join(missing)} column "
+                    f"(it has {', '.join(wl.languages)}); add the column or choose another pair with --pairs.")
+            notes.append(note)
+            sections.append(Section(key, f"Language drift {src} → {tgt} (skipped)", "", notes=[note]))
+            continue
+        try:
+            d = language_drift(handle, wl, source=src, target=tgt, latent="en", shots=shots, seed=seed, limit=items,
+                               progress=progress)
+        except LensError as exc:
+            note = f"Drift {src} -> {tgt} skipped: {exc}"
+            notes.append(note)
+            sections.append(Section(key, f"Language drift {src} → {tgt} (skipped)", "", notes=[note]))
+            continue
+        tables[key] = d.to_dataframe()
+        figs[key] = plots.latent_language(d)
+        sections.append(Section(key, f"Language drift {src} → {tgt} (latent: English)", TEXTS["drift"],
+                                [(key, figs[key])], [f"tables/{key}.csv"], notes=[describe_items(d, items)],
+                                finding=describe_drift(d)))
+        if first_table is None:
+            # a short prompt (1 shot) keeps the layer x position heatmap readable
+            prompt = build_prompts(wl, source=src, target=tgt, shots=1, seed=seed, indices=[wl.concepts.index(d.concepts[0])])[0]
+            first_table = lens_table(handle, prompt, top_k=5)
+            tables["lens_positions"] = first_table.to_dataframe()
+            figs["lens"] = plots.lens_heatmap(first_table, title=f"Logit lens: {src} → {tgt}, one prompt")
+            sections.append(Section("lens", "Logit lens on one prompt", TEXTS["lens"], [("lens", figs["lens"])],
+                                    ["tables/lens_positions.csv"]))
