@@ -50,7 +50,7 @@ def throughput(n: int, batch_size: int, repeats: int) -> dict:
     import torch
 
     xp, model, corpus = load(n)
-    ex = importlib.import_module("xling_probe.extraction.extract")
+    ex = importlib.import_module("xling_probe.extraction.runners")
     layers = list(range(model.n_states))
     # The exact batches extract() builds: tokenized, sorted by length, padded.
     batches, n_tokens = [], 0
@@ -144,12 +144,13 @@ def bare_forward_memory(model, corpus, batch_size: int) -> float:
 
     import torch
 
-    ex = importlib.import_module("xling_probe.extraction.extract")
+    ex = importlib.import_module("xling_probe.extraction.runners")
+    chunk = importlib.import_module("xling_probe.extraction.extract").CHUNK
     with PeakRSS() as mem, torch.inference_mode():
         for lang in corpus.languages:
             tok = ex.tokenize(model.tokenizer, corpus.sentences[lang], 512)
-            for s in range(0, len(corpus), ex.CHUNK):
-                order = sorted(range(s, min(s + ex.CHUNK, len(corpus))), key=lambda k: -len(tok.ids[k]))
+            for s in range(0, len(corpus), chunk):
+                order = sorted(range(s, min(s + chunk, len(corpus))), key=lambda k: -len(tok.ids[k]))
                 for b in range(0, len(order), batch_size):
                     idx = order[b : b + batch_size]
                     batch = ex.pad_batch([tok.ids[k] for k in idx], [tok.special[k] for k in idx],

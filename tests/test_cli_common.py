@@ -17,6 +17,7 @@ def test_parse_pairs_splits_on_the_first_dash_or_an_explicit_separator():
 def test_parse_pairs_keywords_pass_through_only_when_allowed():
     assert parse_pairs("all") == "all"
     assert parse_pairs("pivot:en") == "pivot:en"
+    assert parse_pairs("pivot") == "pivot"  # neutrality's --pairs pivot --pivot en
     with pytest.raises(XlingProbeError, match="cannot read pair 'all'"):
         parse_pairs("all", keywords=False)
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from xling_probe import CorpusError, LanguageCodeError, ParallelCorpus, load_corpus, normalize_code, split_ids
-from xling_probe.data.languages import language_name, resolve
+from xling_probe.data.languages import language_name
+from xling_probe.labels import resolve_language
 
 
 def write_tsv(path, rows):
@@ -30,9 +31,9 @@ def test_unknown_language_code_is_a_clear_error():
     with pytest.raises(LanguageCodeError, match="unknown language code 'xx'"):
         normalize_code("xx")
     assert language_name("fr", native=True) == "Français"
-    assert resolve("zh", ["en", "zh-Hant"]) == "zh-Hant"
+    assert resolve_language("zh", ["en", "zh-Hant"]) == "zh-Hant"
     with pytest.raises(LanguageCodeError, match="ambiguous"):
-        resolve("zh", ["zh-Hans", "zh-Hant"])
+        resolve_language("zh", ["zh-Hans", "zh-Hant"])
 
 
 def test_tsv_keeps_quote_characters_and_labels(tmp_path):

@@ -20,7 +20,7 @@ def pud():
 
 
 def test_real_model_facts(real_model):
-    assert (real_model.n_layers, real_model.d_model, real_model.kind) == (18, 640, "decoder")
+    assert (real_model.n_blocks, real_model.d_model, real_model.kind) == (18, 640, "decoder")
     assert real_model.has_unembedding and real_model.name == "gemma3-270m"
     assert len(real_model.tokenizer) >= 262_000
 

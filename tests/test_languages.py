@@ -9,7 +9,8 @@ import pytest
 from conftest import SHARED, need_shared
 from xling_probe import LanguageCodeError, normalize_code
 from xling_probe.data.conventions import CONVENTIONS, detect_convention
-from xling_probe.data.languages import language_name, read_code, resolve
+from xling_probe.data.languages import language_name, read_code
+from xling_probe.labels import resolve_language
 
 UDHR_402 = SHARED / "udhr" / "udhr_402x50.tsv"
 
@@ -112,9 +113,9 @@ def test_canonical_codes_read_back_to_themselves_and_resolve_by_base():
     for code in TICO19 + FLORES + ["deu_1996", "cmn_hans_beijing", "pes_2", "oci_1", "fuv2", "es-LA"]:
         canonical = normalize_code(code)
         assert normalize_code(canonical) == canonical, code
-    assert resolve("de", ["de-1996", "en"]) == "de-1996"
+    assert resolve_language("de", ["de-1996", "en"]) == "de-1996"
     with pytest.raises(LanguageCodeError, match="ambiguous"):
-        resolve("de", ["de-1901", "de-1996"])
+        resolve_language("de", ["de-1901", "de-1996"])
     assert language_name("tl", native=True) == "Tagalog"
     for bad in ("xx", "und", "klingon", "en__GB"):
         with pytest.raises(LanguageCodeError):

@@ -72,8 +72,8 @@ def test_real_last_layer_and_views(real_model):
     lens = Lens(real_model)
     assert lens.softcap is None and lens.vocab_size == 262144
     rows = encode(real_model, ['Français: "chien" - 中文: "', "Der Hund läuft."])
-    (_, inputs, states), = list(run_batches(real_model, rows, [0, real_model.n_layers], batch_size=2))
-    assert check_final_logits(real_model, lens, inputs, states[real_model.n_layers]) < 1e-3
+    (_, inputs, states), = list(run_batches(real_model, rows, [0, real_model.n_blocks], batch_size=2))
+    assert check_final_logits(real_model, lens, inputs, states[real_model.n_blocks]) < 1e-3
     words = load_words()
     prompt = build_prompts(words, source="fr", target="zh", shots=5, indices=[words.concepts.index("water")])[0]
     table = lens_table(real_model, prompt, top_k=3, layers=[14, 16, 18])

@@ -16,10 +16,10 @@ convert = importlib.import_module("xling_probe.models.convert")
 
 
 def test_handle_facts_for_decoder_and_encoder(tiny_decoder, tiny_encoder, tiny_gpt2_model):
-    assert (tiny_decoder.kind, tiny_decoder.n_layers, tiny_decoder.d_model, tiny_decoder.n_states) == ("decoder", 3, 32, 4)
+    assert (tiny_decoder.kind, tiny_decoder.n_blocks, tiny_decoder.d_model, tiny_decoder.n_states) == ("decoder", 3, 32, 4)
     assert tiny_decoder.has_unembedding and tiny_decoder.parts.logit_softcap == 30.0
-    assert (tiny_encoder.kind, tiny_encoder.n_layers, tiny_encoder.has_unembedding) == ("encoder", 2, False)
-    assert tiny_gpt2_model.kind == "decoder" and tiny_gpt2_model.n_layers == 2 and tiny_gpt2_model.has_unembedding
+    assert (tiny_encoder.kind, tiny_encoder.n_blocks, tiny_encoder.has_unembedding) == ("encoder", 2, False)
+    assert tiny_gpt2_model.kind == "decoder" and tiny_gpt2_model.n_blocks == 2 and tiny_gpt2_model.has_unembedding
 
 
 def test_fingerprint_is_stable_and_tracks_weights(tiny_decoder_dir, tiny_decoder):

@@ -122,7 +122,7 @@ def test_pivot_pairs_and_tidy_table():
     row = df[(df.condition == "raw") & (df.layer == 1) & (df.lang_a == "zh") & (df.lang_b == "ar")
              & (df.direction == "backward")]
     assert row.value.item() == report.retrieval[0, 1, 2, 1]
-    means = df[(df.metric == "p_at_1_mean") & (df.direction == "both")].value.to_numpy().reshape(2, 2)
+    means = df[(df.metric == "p@1_mean") & (df.direction == "both")].value.to_numpy().reshape(2, 2)
     np.testing.assert_allclose(means, report.retrieval.mean(axis=(2, 3)))
     ds = report.to_xarray()
     assert float(ds.language_id.sel(condition="centered", layer=0)) == report.language_id[1, 0]
@@ -206,9 +206,9 @@ def test_neutrality_errors():
         neutrality(acts, centering="global", progress=False)
     with pytest.raises(MetricError, match="projection must be"):
         neutrality(acts, projection="cca", progress=False)
-    with pytest.raises(MetricError, match="pairs"):
+    with pytest.raises(MetricError, match="itself"):
         neutrality(acts, pairs=[("en", "eng")], progress=False)
-    with pytest.raises(MetricError, match="pairs must be"):
+    with pytest.raises(MetricError, match="cannot read pair 'some'"):
         neutrality(acts, pairs="some", progress=False)
     with pytest.raises(MetricError, match="identical"):
         language_variance_share(np.ones((2, 3, 4)))
@@ -233,6 +233,13 @@ def test_cli_writes_tables_matching_the_library(tmp_path, capsys):
     assert "centering_gain" in capsys.readouterr().out
     assert main(["neutrality", "--acts", str(tmp_path / "acts"), "--out", str(tmp_path / "o2"),
                  "--heldout", "40"]) == 2
+    # --pairs pivot --pivot X and --pairs pivot:X are the same pairs (one grammar, xling_probe.labels)
+    langs = Activations.load(tmp_path / "acts").languages
+    for i, extra in enumerate((["--pairs", "pivot", "--pivot", langs[1]], ["--pairs", f"pivot:{langs[1]}"])):
+        assert main(["neutrality", "--acts", str(tmp_path / "acts"), "--out", str(tmp_path / f"p{i}"),
+                     "--heldout", "10", *extra]) == 0
+        pairs = json.loads((tmp_path / f"p{i}" / "neutrality.json").read_text())["pairs"]
+        assert pairs == [[langs[1], b] for b in langs if b != langs[1]]
 
 
 def test_cli_runs_a_model_on_a_corpus(tmp_path, tiny_decoder_dir):
@@ -249,7 +256,7 @@ def test_cli_runs_a_model_on_a_corpus(tmp_path, tiny_decoder_dir):
     assert payload["languages"] == ["en", "de", "zh"] and payload["settings"]["probe"]["k"] == 5
     # the tidy table and the summary agree on the centered mean P@1
     tidy = pd.read_csv(out / "neutrality.csv")
-    centered = tidy[(tidy.condition == "centered") & (tidy.metric == "p_at_1_mean")
+    centered = tidy[(tidy.condition == "centered") & (tidy.metric == "p@1_mean")
                     & (tidy.direction == "both")].value.to_numpy()
     np.testing.assert_allclose(centered, summary.p_at_1_centered.to_numpy())
     assert main(["neutrality", "--acts", str(tmp_path), "--model", "x", "--out", str(tmp_path / "o3")]) == 2
@@ -359,7 +366,7 @@ def test_retrieval_summaries_by_direction_match_the_definition():
         summary = report.summary(direction=direction)
         assert summary.direction.tolist() == [direction] and summary.p_at_1_raw.item() == pytest.approx(value)
         assert report.value("retrieval", "raw", 0, direction=direction) == pytest.approx(value)
-        row = tidy[(tidy.condition == "raw") & (tidy.metric == "p_at_1_mean") & (tidy.direction == direction)]
+        row = tidy[(tidy.condition == "raw") & (tidy.metric == "p@1_mean") & (tidy.direction == direction)]
         assert row.value.item() == pytest.approx(value)
     assert report.summary().p_at_1_raw.item() == pytest.approx(expected["both"])
     assert set(tidy[tidy.metric == "language_id_accuracy"].direction) == {"symmetric"}

@@ -12,7 +12,7 @@ from xling_probe.extraction.activations import Activations
 from xling_probe.errors import ExportError, MetricError
 from xling_probe.lens.drift import DriftResult
 from xling_probe.lens.positions import PositionTable
-from xling_probe.lens.stats import mean_intervals
+from xling_probe.lens.intervals import mean_intervals
 from xling_probe.lens.tokensets import DropReport
 from xling_probe.centering.evaluate import neutrality
 from xling_probe.plots import (

@@ -11,8 +11,15 @@ import pytest
 
 from xling_probe.cli.main import main
 from xling_probe.plots import find_chromium
-from xling_probe.report.build import DEFAULT_METRICS, STAGES, build_report
-from xling_probe.report.html import curve_shape, describe_curve, describe_drift, describe_heatmap, describe_items, describe_mexa
+from xling_probe.report.build import REPORT_METRICS, STAGES, build_report
+from xling_probe.report.captions import (
+    curve_shape,
+    describe_curve,
+    describe_drift,
+    describe_heatmap,
+    describe_items,
+    describe_mexa,
+)
 
 SMALL = dict(langs=["en", "de", "fr", "zh"], limit=12, bootstrap=10, null_permutations=3, drift_items=3, shots=2,
              progress=False)
@@ -103,6 +110,21 @@ def test_cli_bad_pairs_and_single_language(tiny_decoder_dir, tmp_path, capsys):
     assert "cannot read pair" in capsys.readouterr().err
     assert main(["report", "--model", str(tiny_decoder_dir), "--langs", "en", "--out", str(tmp_path / "b")]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_drift_pairs_read_the_labels_grammar():
+    from xling_probe.errors import XlingProbeError
+    from xling_probe.report.build import DEFAULT_PAIRS, drift_pairs
+
+    assert drift_pairs(None) == list(DEFAULT_PAIRS)
+    assert drift_pairs("fra-zho, de/fr") == [("fr", "zh"), ("de", "fr")]
+    assert drift_pairs([("fr", "zh-Hant"), "de→fr", "fr-zh-Hant"]) == [("fr", "zh-Hant"), ("de", "fr")]
+    with pytest.raises(XlingProbeError, match="cannot read pair 'frzh'"):
+        drift_pairs("frzh")
+    with pytest.raises(XlingProbeError, match="into itself"):
+        drift_pairs("fr-fra")
+    with pytest.raises(XlingProbeError, match="no drift pairs"):
+        drift_pairs(" , ")
 
 
 def test_cli_report_runs(tiny_decoder_dir, tmp_path, capsys):
@@ -205,7 +227,7 @@ def test_describe_mexa_gives_mean_and_max_over_layers():
 def _drift_result(p_target, p_latent, p_source, *, source="fr", target="zh", dropped=None, n_items=2):
     """A DriftResult whose per-layer means are exactly the given curves (items = curve +- 0.001...)."""
     from xling_probe.lens.drift import DriftResult
-    from xling_probe.lens.stats import mean_intervals
+    from xling_probe.lens.intervals import mean_intervals
     from xling_probe.lens.tokensets import DropReport
 
     curves = {"p_target": p_target, "p_latent": p_latent, "p_source": p_source,
@@ -274,7 +296,7 @@ def test_report_page_ids_are_unique(decoder_report):
 
 
 def test_report_has_mexa_and_anc_figures(decoder_report):
-    assert "mexa" in DEFAULT_METRICS and "anc" in DEFAULT_METRICS
+    assert "mexa" in REPORT_METRICS and "anc" in REPORT_METRICS
     out = decoder_report.out
     page = (out / "index.html").read_text(encoding="utf-8")
     assert 'id="mexa_curves"' in page and 'id="anc_curves"' in page
@@ -299,7 +321,7 @@ def test_report_has_mexa_and_anc_figures(decoder_report):
 
 
 def _two(x: float) -> str:
-    from xling_probe.report.html import _f
+    from xling_probe.report.captions import _f
 
     return _f(x)
 

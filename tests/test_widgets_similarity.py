@@ -157,6 +157,18 @@ def test_bad_inputs_raise(result, acts):
         ex.export("nope")
 
 
+def test_labels_in_any_spelling_and_the_result_s_peak(result, acts):
+    """Controls read labels through xling_probe.labels and the registry: metric spellings, negative
+    layers, pair separators and language spellings; the default layer is the result's own peak."""
+    ex = SimilarityExplorer(result, acts, metric="P@1", layer=-1, pairs=["eng/fra", "de→zh"], pair="fr:de")
+    assert ex.metric.value == "p@1" and ex.layer.value == result.layers[-1]
+    assert ex.pairs.value == (("en", "fr"), ("de", "zh")) and ex.pair.value == ("fr", "de")
+    assert SimilarityExplorer(result, metric="anc").layer.value == result.peak_layer("anc")
+    assert "anc_abs" in ex.cross_figure().layout.annotations[0].text  # the registry's cross-layer metrics
+    ex.select(metric="p_at_1", layer=-2)
+    assert ex.metric.value == "p@1" and ex.layer.value == result.layers[-2]
+
+
 @pytest.mark.skipif(find_chromium() is None, reason="no Chrome/Chromium for static export")
 def test_export_writes_png(ex, tmp_path):
     (path,) = ex.export("curves", tmp_path / "curves", formats=("png",))

@@ -27,9 +27,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from xling_probe.extraction.activations import Activations
 from xling_probe.centering.estimators import LanguageCentering
 from xling_probe.errors import ExportError, MetricError
+from xling_probe.extraction.activations import Activations
+from xling_probe.labels import layer_position
 from xling_probe.plots import project_2d
 from xling_probe.plots.embedding import METHODS
 from xling_probe.plots.style import TEMPLATE, language_color, register
@@ -52,6 +53,11 @@ def subsample(acts: Activations, max_points: int | None, seed: int) -> Activatio
     return acts.sel(ids=[acts.ids[i] for i in keep])
 
 
+def _layer(layer: int, acts: Activations) -> int:
+    """The label of an extracted layer (:func:`xling_probe.labels.layer_position`: negative counts from the last)."""
+    return acts.layers[layer_position(layer, acts.layers)]
+
+
 class EmbeddingExplorer(W.VBox):
     """2-D PCA/UMAP map of one layer of ``acts``, raw or language-centered.
 
@@ -59,7 +65,7 @@ class EmbeddingExplorer(W.VBox):
     ----------
     acts: :class:`Activations` (layer x language x sentence x hidden).
     method: ``"pca"`` (exact, instant) or ``"umap"`` (umap-learn, seeded by ``seed``).
-    layer: initial residual-stream layer (default: the middle extracted layer).
+    layer: initial residual-stream layer (default: the middle extracted layer; negative counts from the last).
     centered: start on the centered view.
     background: compute UMAP in a worker thread (the widget stays responsive); False computes
         every projection synchronously when it is asked for.
@@ -79,9 +85,7 @@ class EmbeddingExplorer(W.VBox):
             raise MetricError(f"EmbeddingExplorer needs an Activations object, got {type(acts).__name__}")
         if method not in METHODS:
             raise MetricError(f"method must be one of {METHODS}, got {method!r}")
-        layer = acts.layers[len(acts.layers) // 2] if layer is None else layer
-        if layer not in acts.layers:
-            raise MetricError(f"layer {layer!r} was not extracted; layers: {list(acts.layers)}")
+        layer = acts.layers[len(acts.layers) // 2] if layer is None else _layer(layer, acts)
         if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer))):
             raise MetricError(f"max_points must be a positive int or None, got {max_points!r}")
         self.acts = subsample(acts, max_points, seed)
@@ -150,9 +154,7 @@ class EmbeddingExplorer(W.VBox):
 
     def _check_key(self, layer: int | None, method: str | None, view: str | None) -> Key:
         cur = self.key()
-        key = (cur[0] if layer is None else layer, method or cur[1], view or cur[2])
-        if key[0] not in self.acts.layers:
-            raise MetricError(f"layer {key[0]!r} was not extracted; layers: {list(self.acts.layers)}")
+        key = (cur[0] if layer is None else _layer(layer, self.acts), method or cur[1], view or cur[2])
         if key[1] not in METHODS:
             raise MetricError(f"method must be one of {METHODS}, got {key[1]!r}")
         if key[2] not in VIEWS:

@@ -3,8 +3,8 @@
 Two figures:
 
 - ``"heatmap"``: the layer x position lens table of the current prompt
-  (:func:`~xling_probe.plots.lens_heatmap` of :func:`~xling_probe.lens.lens_table`), coloured by the
-  top-1 probability or by the entropy (``.color``);
+  (:func:`~xling_probe.plots.lens_heatmap` of the table of :func:`~xling_probe.lens.prompt_lens`, equal
+  to :func:`~xling_probe.lens.lens_table`), coloured by the top-1 probability or by the entropy (``.color``);
 - ``"languages"``: per layer, the lens probability at the last position of the token set of the
   current item's word in each chosen language (``.languages``), one line per language in its
   fixed colour. In free-prompt mode the lines still use the words of the selected item, so a
@@ -15,10 +15,11 @@ In ``"word item"`` mode the prompt is the seeded k-shot translation prompt of th
 changing ``.item``, ``.source`` or ``.target`` runs the lens at once. In ``"free prompt"`` mode the
 text of ``.prompt`` runs when ``.run_button`` is pressed (or ``.run()`` is called).
 
-The model runs once per distinct prompt text: tables and last-position states are cached, so
-going back to an item is instant, and ``.color`` / ``.languages`` only re-render. Errors (an empty
-prompt, a prompt longer than the context, a word without tokens) appear in ``.status`` and the old
-figures stay.
+The model runs once per distinct prompt text: its :class:`~xling_probe.lens.PromptLens` (table and
+last-position states) is cached, so going back to an item is instant, and ``.color`` / ``.languages``
+only re-render (new curves come from the kept states, :meth:`~xling_probe.lens.PromptLens.probabilities`).
+Errors (an empty prompt, a prompt longer than the context, a word without tokens) appear in
+``.status`` and the old figures stay.
 """
 
 from __future__ import annotations
@@ -31,13 +32,11 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
-import torch
 
-from xling_probe.errors import LensError
 from xling_probe.data.languages import language_name
-from xling_probe.lens import Lens, PositionTable, build_prompts, check_lens_model, free_prompt, lens_stats, lens_table
-from xling_probe.lens import load_words, token_set
-from xling_probe.lens.core import encode, run_batches
+from xling_probe.errors import LensError
+from xling_probe.lens import PositionTable, PromptLens, build_prompts, check_lens_model, free_prompt, load_words
+from xling_probe.lens import prompt_lens, token_set
 from xling_probe.models.loading import ModelHandle, load_model
 from xling_probe.plots import language_color, lens_heatmap
 from xling_probe.plots.style import TEMPLATE, register
@@ -85,13 +84,11 @@ class LogitLensExplorer(W.VBox):
         if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
             raise LensError(f"shots must be an integer >= 0, got {shots!r}")
         self.top_k, self.shots, self.seed = int(top_k), int(shots), int(seed)
-        self.lens = Lens(self.model)
         self.log = WidgetLog(type(self).__name__)
         self.n_runs = 0  # prompts sent through the model (cache misses)
         self.error: str | None = None  # the last error shown in .status (None after a good run)
         self.notes: list[str] = []  # languages left out of the curves on screen, and why
-        self._tables: dict[str, PositionTable] = {}
-        self._resid: dict[str, torch.Tensor] = {}  # text -> raw last-position states [layers, 1, d]
+        self._lens: dict[str, PromptLens] = {}  # text -> its lens (table + raw last-position states)
         self._curves: dict[tuple[str, str, int], np.ndarray] = {}
         self._held = 0
         self._checked = False
@@ -138,7 +135,7 @@ class LogitLensExplorer(W.VBox):
         ``.status``, old figures kept); ``raise_errors=True`` raises the :class:`LensError` instead."""
         try:
             text, k = self._current()
-            table = self._table(text)
+            table = self._prompt_lens(text).table
         except LensError as err:
             self._fail(err)
             if raise_errors:
@@ -160,7 +157,7 @@ class LogitLensExplorer(W.VBox):
     @property
     def table(self) -> PositionTable | None:
         """The lens table on screen."""
-        return self._tables[self._shown[0]] if self._shown else None
+        return self._lens[self._shown[0]].table if self._shown else None
 
     # ------------------------------------------------------------------ computing (cached)
     def _items(self, src: str, tgt: str) -> list[str]:
@@ -176,16 +173,12 @@ class LogitLensExplorer(W.VBox):
                           shots=self.shots, seed=self.seed, indices=[k])[0]
         return p.text, k
 
-    def _table(self, text: str) -> PositionTable:
-        if text not in self._tables:
-            layers = list(range(self.model.n_states))
-            table = lens_table(self.model, text, top_k=self.top_k, check=not self._checked)
+    def _prompt_lens(self, text: str) -> PromptLens:
+        if text not in self._lens:
+            self._lens[text] = prompt_lens(self.model, text, top_k=self.top_k, check=not self._checked)
             self._checked = True
-            (_, _, states), = run_batches(self.model, encode(self.model, [text]), layers, keep="last", batch_size=1)
-            self._resid[text] = torch.stack([states[layer] for layer in layers])  # [layers, 1, d]
-            self._tables[text] = table
             self.n_runs += 1
-        return self._tables[text]
+        return self._lens[text]
 
     def _curves_for(self, text: str, k: int, notes: list[str]) -> dict[str, tuple[str, np.ndarray]]:
         """P(token set of the item's word) per layer for each chosen language (cached per text)."""
@@ -201,11 +194,10 @@ class LogitLensExplorer(W.VBox):
                 continue
             words[lang] = alts[0]
             if (text, lang, k) not in self._curves:
-                todo[lang] = [ids]
+                todo[lang] = ids
         if todo:
-            stats = lens_stats(self.lens, self._resid[text], sets=todo)
-            for lang, p in stats.sets.items():
-                self._curves[(text, lang, k)] = p[:, 0].numpy()
+            for lang, p in self._lens[text].probabilities(todo).items():
+                self._curves[(text, lang, k)] = p
         return {lang: (w, self._curves[(text, lang, k)]) for lang, w in words.items()}
 
     # ------------------------------------------------------------------ rendering
@@ -213,7 +205,7 @@ class LogitLensExplorer(W.VBox):
         if self._shown is None:
             return
         text, k = self._shown
-        table = self._tables[text]
+        table = self._lens[text].table
         notes: list[str] = []
         if heatmap:
             refresh(self.figures["heatmap"], lens_heatmap(table, color=self.color.value))

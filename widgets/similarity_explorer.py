@@ -15,7 +15,6 @@ per (pair, metric).
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,37 +22,38 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as W
-import numpy as np
 import plotly.graph_objects as go
 
+from xling_probe.errors import ExportError, MetricError, XlingProbeError
 from xling_probe.extraction.activations import Activations
-from xling_probe.errors import ExportError, MetricError
-from xling_probe.plots import cross_layer_heatmap, language_heatmap, similarity_curves
-from xling_probe.plots.curves import metric_label
+from xling_probe.labels import layer_position, parse_pair, resolve_language
 from xling_probe.measures.engine import cross_layer_similarity
-from xling_probe.measures.result import SimilarityResult
+from xling_probe.measures.registry import METRICS
+from xling_probe.measures.result import CrossLayerResult, SimilarityResult
+from xling_probe.plots import cross_layer_heatmap, language_heatmap, similarity_curves
 
 from ._base import ExportBar, WidgetLog, figure_widget, message_figure, refresh
 
-#: Metrics for which a layer x layer matrix can be computed (see ``cross_layer_similarity``).
-CROSS_METRICS = ("cka", "cka_debiased", "anc", "anc_abs")
+#: Metrics for which a layer x layer matrix can be computed (``MetricSpec.cross_layer`` in the registry).
+CROSS_METRICS = tuple(name for name, spec in METRICS.items() if spec.cross_layer)
 FIGURES = ("heatmap", "curves", "cross")
 #: How many pairs the curves show when the caller does not choose.
 DEFAULT_PAIR_COUNT = 4
 MARKER_LINE = dict(color="#808080", dash="dash", width=1.5)
 
 
-def peak_layer(result: SimilarityResult, metric: str) -> int:
-    """The layer where the mean of ``metric`` over every computed pair peaks (the heatmap builder's default)."""
-    mi = result._metric_index(metric)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(result.arrays["value"][mi].reshape(len(result.layers), -1), axis=1)
-    return result.layers[int(np.nanargmax(mean))] if np.isfinite(mean).any() else result.layers[0]
-
-
 def pair_label(pair: tuple[str, str]) -> str:
+    """The pair as the controls show it: ``en–de`` (an en dash, as in the figures' legends)."""
     return f"{pair[0]}–{pair[1]}"
+
+
+def _or_first(result: SimilarityResult, metric: str) -> int:
+    """:meth:`SimilarityResult.peak_layer` (mean over every computed pair), or the first layer when the
+    metric has no value at all."""
+    try:
+        return result.peak_layer(metric)
+    except MetricError:
+        return result.layers[0]
 
 
 def marker_shape(layer: int) -> dict[str, Any]:
@@ -71,9 +71,10 @@ class SimilarityExplorer(W.VBox):
     acts: the :class:`Activations` it was computed from; needed only for the layer x layer
         heatmap ("cross"), which is available for cka, cka_debiased, anc and anc_abs.
     metric: initial metric (default: the result's first).
-    layer: initial layer (default: where the metric's mean over pairs peaks).
-    pairs: pairs drawn as curves, as ``(a, b)`` tuples or labels ``"a-b"`` (default: the first
-        four pairs of the result).
+    layer: initial layer (default: :meth:`SimilarityResult.peak_layer`, where the metric's mean over
+        every computed pair peaks; negative values count from the last layer).
+    pairs: pairs drawn as curves, as ``(a, b)`` tuples or labels in the :mod:`xling_probe.labels`
+        grammar (``"en-de"``, ``"en/zh-Hant"``, any language spelling; default: the first four pairs).
     pair: the pair of the layer x layer heatmap (default: the first of ``pairs``).
 
     Attributes: controls ``metric`` (Dropdown), ``layer`` (SelectionSlider of layer numbers),
@@ -91,19 +92,15 @@ class SimilarityExplorer(W.VBox):
             raise MetricError(f"acts must be the Activations the result was computed from (or None), "
                               f"got {type(acts).__name__}")
         self.result, self.acts = result, acts
-        metric = result.metrics[0] if metric is None else metric
-        result._metric_index(metric)  # MetricError naming the computed metrics
-        if layer is None:
-            layer = peak_layer(result, metric)
-        elif layer not in result.layers:
-            raise MetricError(f"layer {layer!r} is not in this result; layers: {list(result.layers)}")
+        metric = self._metric(result.metrics[0] if metric is None else metric)
+        layer = _or_first(result, metric) if layer is None else self._layer(layer)
         chosen = [self._resolve_pair(p) for p in pairs] if pairs is not None else \
             list(result.pairs[:DEFAULT_PAIR_COUNT])
         pair = self._resolve_pair(pair) if pair is not None else (chosen or list(result.pairs))[0]
 
         self.log = WidgetLog(type(self).__name__)
         self.computed: Counter[tuple[str, str, str]] = Counter()
-        self._cross: dict[tuple[str, str, str], Any] = {}
+        self._cross: dict[tuple[str, str, str], CrossLayerResult] = {}
         self._holding = False
         options = [(pair_label(p), p) for p in result.pairs]
         self.metric = W.Dropdown(options=list(result.metrics), value=metric, description="metric")
@@ -131,17 +128,29 @@ class SimilarityExplorer(W.VBox):
         ])
 
     # ------------------------------------------------------------------ input checks
+    def _metric(self, metric: str) -> str:
+        """The canonical name of a computed metric (any spelling the registry reads)."""
+        name = self.result.spec(metric).name
+        if name not in self.result.metrics:
+            raise MetricError(f"metric {metric!r} was not computed; this result has {list(self.result.metrics)}")
+        return name
+
+    def _layer(self, layer: int) -> int:
+        """The layer label of ``layer`` (negative values count from the last layer of the result)."""
+        return self.result.layers[layer_position(layer, self.result.layers)]
+
     def _resolve_pair(self, item: Any) -> tuple[str, str]:
-        by_label = {}
-        for a, b in self.result.pairs:
-            for sep in ("-", "–", "→", "_", ":"):
-                by_label[f"{a}{sep}{b}"] = (a, b)
-        if isinstance(item, str) and item.replace(" ", "") in by_label:
-            return by_label[item.replace(" ", "")]
-        if not isinstance(item, str) and isinstance(item, Sequence) and tuple(item) in self.result.pairs:
-            return tuple(item)  # type: ignore[return-value]
-        raise MetricError(f"pair {item!r} is not in this result; pairs: "
-                          f"{', '.join(pair_label(p) for p in self.result.pairs)}")
+        """A computed pair as written, read with :func:`xling_probe.labels.parse_pair` (any language spelling)."""
+        try:
+            a, b = parse_pair(item)
+            pair = tuple(resolve_language(x, self.result.languages, error=MetricError, what="this result")
+                         for x in (a, b))
+        except XlingProbeError:
+            pair = None
+        if pair not in self.result.pairs:
+            raise MetricError(f"pair {item!r} is not in this result; pairs: "
+                              f"{', '.join(pair_label(p) for p in self.result.pairs)}")
+        return pair  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ figures
     def heatmap_figure(self) -> go.Figure:
@@ -153,15 +162,15 @@ class SimilarityExplorer(W.VBox):
         pairs = list(self.pairs.value)
         if not pairs:
             return message_figure("Select at least one language pair to draw its curve.",
-                                  title=f"{metric_label(self.metric.value)} per layer")
+                                  title=f"{self.result.spec(self.metric.value).label} per layer")
         fig = similarity_curves(self.result, self.metric.value, pairs)
         fig.add_shape(**marker_shape(self.layer.value))
         return fig
 
-    def cross_result(self, pair: tuple[str, str] | None = None, metric: str | None = None) -> Any:
+    def cross_result(self, pair: tuple[str, str] | None = None, metric: str | None = None) -> CrossLayerResult | None:
         """The CrossLayerResult of ``pair`` and ``metric`` (computed once, then cached); None when unavailable."""
         (a, b), metric = pair or self.pair.value, metric or self.metric.value
-        if self.acts is None or metric not in CROSS_METRICS:
+        if self.acts is None or not self.result.spec(metric).cross_layer:
             return None
         key = (a, b, metric)
         if key not in self._cross:
@@ -176,13 +185,15 @@ class SimilarityExplorer(W.VBox):
         if self.acts is None:
             return message_figure("The layer × layer view needs the activations:<br>"
                                   "SimilarityExplorer(result, acts)", title=title)
-        if metric not in CROSS_METRICS:
-            return message_figure(f"No layer × layer view for {metric_label(metric)}:<br>"
-                                  "it exists for cka, cka_debiased, anc and anc_abs.", title=title)
+        label = self.result.spec(metric).label
+        if not self.result.spec(metric).cross_layer:
+            return message_figure(f"No layer × layer view for {label}:<br>"
+                                  f"it exists for {', '.join(CROSS_METRICS[:-1])} and {CROSS_METRICS[-1]}.",
+                                  title=title)
         try:
             cross = self.cross_result()
         except MetricError as err:
-            return message_figure(f"Layer × layer {metric_label(metric)} failed:<br>{err}", title=title)
+            return message_figure(f"Layer × layer {label} failed:<br>{err}", title=title)
         return cross_layer_heatmap(cross)
 
     def _refresh(self, name: str) -> None:
@@ -223,10 +234,8 @@ class SimilarityExplorer(W.VBox):
     def select(self, *, metric: str | None = None, layer: int | None = None, pairs: Sequence[Any] | None = None,
                pair: Any = None) -> None:
         """Change several controls at once; each affected figure is refreshed once."""
-        if metric is not None:
-            self.result._metric_index(metric)
-        if layer is not None and layer not in self.result.layers:
-            raise MetricError(f"layer {layer!r} is not in this result; layers: {list(self.result.layers)}")
+        metric = self._metric(metric) if metric is not None else None
+        layer = self._layer(layer) if layer is not None else None
         new_pairs = tuple(self._resolve_pair(p) for p in pairs) if pairs is not None else None
         new_pair = self._resolve_pair(pair) if pair is not None else None
         old = (self.metric.value, self.layer.value, self.pairs.value, self.pair.value)

@@ -36,7 +36,8 @@ from xling_probe.centering.evaluate import neutrality
 from xling_probe.plots import neutrality_curves
 from xling_probe.extraction.pooling import check_pooling
 from xling_probe.measures.engine import similarity
-from xling_probe.measures.result import parse_metrics
+from xling_probe.measures.registry import parse_metrics
+from xling_probe.report.build import REPORT_METRICS
 
 from ._base import figure_widget
 from ._progress import StageProgress
@@ -70,7 +71,7 @@ class Workbench(W.VBox):
     def __init__(self, model: Any = None, corpus: Any = None, *,
                  languages: Sequence[str] = ("en", "de", "fr", "zh", "ru", "ar"), sentences: int = 40,
                  layers: Any = "all", pooling: str = "mean",
-                 metrics: Sequence[str] = ("cka_debiased", "anc", "p@1", "mexa"),
+                 metrics: Sequence[str] = REPORT_METRICS,
                  null_permutations: int = 10, bootstrap: int = 50, autorun: bool = False, cache: bool = True,
                  neutrality_split: float | None = 0.5, seed: int = 0) -> None:
         if isinstance(sentences, bool) or not isinstance(sentences, (int, np.integer)) or sentences < MIN_SENTENCES:
@@ -119,7 +120,7 @@ class Workbench(W.VBox):
     def _header_html(self) -> str:
         if self.model is not None:
             m = self.model
-            model = (f"<b>{escape(m.name)}</b> ({m.kind}, {m.n_layers} blocks, width {m.d_model}, "
+            model = (f"<b>{escape(m.name)}</b> ({m.kind}, {m.n_blocks} blocks, width {m.d_model}, "
                      f"{'with' if m.has_unembedding else 'no'} unembedding, {m.backend}, {m.device})")
         elif self._model_arg is None:
             model = "<b>Gemma 3 270M</b> (offline default; loaded when the pipeline runs)"

@@ -16,7 +16,6 @@ underscore, ``transform`` applies them, using an estimator before ``fit`` raises
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from ..extraction.activations import Activations
 from ..errors import MetricError, NotFittedError
 from ..linalg import orthogonal_procrustes, ridge_solve, robust_lstsq
+from .scores import ProjectionScores
 
 PROJECTION_METHODS = ("lstsq", "procrustes")
 
@@ -180,42 +180,6 @@ def fit_linear_map(
     else:
         raise MetricError(f"unknown projection method {method!r}; choose one of {PROJECTION_METHODS}")
     return coef, my - mx @ coef
-
-
-@dataclass(frozen=True)
-class ProjectionScores:
-    """Held-out evaluation of a :class:`LinearProjection`.
-
-    ``p_at_1[layer, source, direction, stage]``: retrieval P@1 between a source language and the
-    target, direction 0 = source -> target, 1 = target -> source; stage 0 = before the map (raw
-    source vs target), 1 = after it. ``r2[layer, source]``: 1 - ||mapped - target||^2 /
-    ||target - mean target||^2 over the held-out pairs (1 = the map predicts the target exactly).
-    """
-
-    layers: tuple[int, ...]
-    sources: tuple[str, ...]
-    target: str
-    method: str
-    p_at_1: np.ndarray
-    r2: np.ndarray
-    ids: tuple[str, ...]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def to_dataframe(self):
-        """Tidy table: one row per (layer, source, metric, direction, stage) value."""
-        import pandas as pd
-
-        rows = []
-        for li, layer in enumerate(self.layers):
-            for si, src in enumerate(self.sources):
-                for di, direction in enumerate(("source->target", "target->source")):
-                    for ki, stage in enumerate(("raw", "projected")):
-                        rows.append((layer, src, self.target, self.method, "p_at_1", direction, stage,
-                                     float(self.p_at_1[li, si, di, ki])))
-                rows.append((layer, src, self.target, self.method, "r2", None, "projected",
-                             float(self.r2[li, si])))
-        return pd.DataFrame(rows, columns=["layer", "source", "target", "method", "metric", "direction",
-                                           "stage", "value"])
 
 
 class LinearProjection:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from ..extraction.activations import Activations
 from .estimators import PROJECTION_METHODS, LanguageCentering, LinearProjection, _check_activations
 from ..data.corpus import split_ids
 from ..errors import CorpusError, MetricError
+from ..labels import resolve_pairs
 from .result import CONDITIONS, NeutralityReport, by_construction_facts
 
 CENTERING_MODES = ("fit", "self")
@@ -178,24 +178,6 @@ def resolve_split(
 
 
 # ====================================================================== entry point
-def _pairs_for(acts: Activations, pairs: Any, pivot: str) -> list[tuple[str, str]]:
-    """The language pairs to score, as canonical codes of ``acts``."""
-    languages = acts.languages
-    if pairs == "all":
-        return list(combinations(languages, 2))
-    if pairs == "pivot":
-        return [(pivot, lang) for lang in languages if lang != pivot]
-    try:
-        given = [(a, b) for a, b in pairs]
-    except (TypeError, ValueError):
-        raise MetricError(f"pairs must be 'all', 'pivot' or a list of (lang_a, lang_b), got {pairs!r}") from None
-    out = [(languages[acts.language_index(a)], languages[acts.language_index(b)]) for a, b in given]
-    same = [p for p in out if p[0] == p[1]]
-    if same or not out:
-        raise MetricError(f"pairs {same or out} are not pairs of two different languages of {list(languages)}")
-    return out
-
-
 def _retrieval(held: Activations, pairs: list[tuple[str, str]], k: int) -> np.ndarray:
     """``(layer, pair, direction)`` retrieval P@k between the languages of ``held``, all layers at once."""
     from ..measures.metrics import retrieval_precision_batched
@@ -245,7 +227,8 @@ def neutrality(
     pivot:
         target language of the projection and of ``pairs="pivot"`` (default: the first language).
     pairs:
-        ``"all"`` language pairs, ``"pivot"`` (pivot vs every other language) or a list of pairs.
+        ``"all"`` language pairs, ``"pivot"`` (``pivot`` vs every other language), ``"pivot:en"``, or pairs
+        (``"en-de,en-zh"`` or tuples) in the grammar of :func:`xling_probe.labels.parse_pairs`.
     k:
         retrieval precision at k (P@1 by default).
     alpha:
@@ -275,7 +258,7 @@ def neutrality(
     if projection is not None and projection not in PROJECTION_METHODS:
         raise MetricError(f"projection must be None or one of {PROJECTION_METHODS}, got {projection!r}")
     pivot_code = acts.languages[acts.language_index(pivot)] if pivot is not None else acts.languages[0]
-    pair_list = _pairs_for(acts, pairs, pivot_code)
+    pair_list = list(resolve_pairs(pairs, acts.languages, acts.labels, pivot=pivot_code, error=MetricError))
 
     fit_ids, held_ids = resolve_split(acts.ids, split, seed)
     for name, part in (("fit", fit_ids), ("held-out", held_ids)):

@@ -22,12 +22,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import MetricError
+from ..labels import DIRECTIONS as DIRECTION_CHOICES
+from ..labels import check_direction, layer_position, pair_label, resolve_language
+from ..measures.frozen import json_safe, readonly
+from ..measures.registry import metric_spec
 
 CONDITIONS = ("raw", "centered", "projected")
 #: Axis 3 of ``retrieval``: forward = a -> b (a queries, b is searched, the pair as written), backward = b -> a.
+#: (``direction=`` of the summaries takes :data:`xling_probe.labels.DIRECTIONS`: both, forward, backward.)
 DIRECTIONS = ("forward", "backward")
-#: ``direction=`` of the retrieval summaries: the mean of both directions, or one of them.
-DIRECTION_CHOICES = ("both", "forward", "backward")
 QUANTITIES = ("retrieval", "language_id", "variance_share")
 #: Marks a value that is fixed by construction in printed tables.
 MARK = "†"
@@ -81,13 +84,6 @@ def by_construction_facts(
     return out
 
 
-def check_direction(direction: str) -> str:
-    if direction not in DIRECTION_CHOICES:
-        raise MetricError(f"direction must be one of {DIRECTION_CHOICES} (forward = a -> b as the pair is written), "
-                          f"got {direction!r}")
-    return direction
-
-
 @dataclass(frozen=True)
 class NeutralityReport:
     """Per-layer language neutrality, measured on a held-out split.
@@ -128,9 +124,57 @@ class NeutralityReport:
     settings: dict[str, Any] = field(default_factory=dict)
     by_construction: dict[tuple[str, str], FixedValue] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name in ("retrieval", "language_id", "variance_share"):
+            object.__setattr__(self, name, readonly(getattr(self, name)))
+
     @property
     def metric(self) -> str:
-        return f"p_at_{self.settings.get('k', 1)}"
+        """The retrieval metric's canonical name, ``p@k`` (wide-table columns use ``spec.ident``, ``p_at_k``)."""
+        return metric_spec(f"p@{self.settings.get('k', 1)}").name
+
+    def _quantity(self, quantity: str) -> str:
+        if quantity == self.metric or quantity in ("p@k", "p_at_k"):
+            return "retrieval"
+        if quantity not in QUANTITIES:
+            raise MetricError(f"unknown quantity {quantity!r}; choose one of {list(QUANTITIES)}")
+        return quantity
+
+    def _ci(self, condition: str) -> int:
+        if condition not in self.conditions:
+            raise MetricError(f"condition {condition!r} is not in this report; conditions: {list(self.conditions)}")
+        return self.conditions.index(condition)
+
+    def sel(self, quantity: str, condition: str | None = None, layer: int | None = None, *,
+            direction: str = "both") -> float | np.ndarray:
+        """Values by name: ``quantity`` in {'retrieval' (or ``p@k``), 'language_id', 'variance_share'};
+        ``condition`` (raw, centered, projected) and ``layer`` (a residual-stream label, negative from the
+        end) select, ``None`` keeps the axis: a float when both are given, else an array
+        ``[condition, layer]`` / ``[layer]`` / ``[condition]``. Retrieval is the mean over pairs in
+        ``direction`` (both = the mean of a -> b and b -> a)."""
+        table = {"retrieval": lambda: self.retrieval_direction(direction), "language_id": lambda: self.language_id,
+                 "variance_share": lambda: self.variance_share}[self._quantity(quantity)]()
+        ci: Any = slice(None) if condition is None else self._ci(condition)
+        li: Any = slice(None) if layer is None else layer_position(layer, self.layers, error=MetricError)
+        out = table[ci, li]
+        return float(out) if np.ndim(out) == 0 else readonly(out)
+
+    def curve(self, quantity: str, condition: str, direction: str = "both") -> np.ndarray:
+        """``quantity`` over :attr:`layers` under ``condition`` (retrieval = mean over pairs in ``direction``)."""
+        return self.sel(quantity, condition, None, direction=direction)
+
+    def pair_retrieval(self, lang_a: str, lang_b: str, condition: str, direction: str = "forward") -> np.ndarray:
+        """Retrieval of one scored pair over layers: ``forward`` = a -> b as the pair is written."""
+        check_direction(direction)
+        a, b = (resolve_language(x, self.languages, error=MetricError, what="this report") for x in (lang_a, lang_b))
+        if (a, b) in self.pairs:
+            pi, di = self.pairs.index((a, b)), {"forward": 0, "backward": 1}.get(direction)
+        elif (b, a) in self.pairs:
+            pi, di = self.pairs.index((b, a)), {"forward": 1, "backward": 0}.get(direction)
+        else:
+            raise MetricError(f"pair {a}-{b} was not scored; pairs: {[f'{x}-{y}' for x, y in self.pairs]}")
+        r = self.retrieval[self._ci(condition), :, pi]
+        return readonly(r.mean(-1) if di is None else r[:, di])
 
     @property
     def probe(self) -> str:
@@ -159,19 +203,15 @@ class NeutralityReport:
     def value(self, quantity: str, condition: str, layer: int, direction: str = "both") -> float:
         """One number: ``quantity`` in {'retrieval', 'language_id', 'variance_share'} (``direction``:
         retrieval only)."""
-        ci, li = self.conditions.index(condition), self.layers.index(layer)
-        if quantity not in QUANTITIES:
-            raise MetricError(f"unknown quantity {quantity!r}; choose one of {list(QUANTITIES)}")
-        table = {"retrieval": lambda: self.retrieval_direction(direction), "language_id": lambda: self.language_id,
-                 "variance_share": lambda: self.variance_share}
-        return float(table[quantity]()[ci, li])
+        self._quantity(quantity)
+        return float(self.sel(quantity, condition, layer, direction=direction))
 
     def to_dataframe(self):
         """Tidy table, one row per value: condition, layer, metric, lang_a, lang_b, direction, value,
         fixed_by_construction, why.
 
-        Metrics: ``p_at_k`` (one row per pair and direction: ``forward`` = a -> b, ``backward`` =
-        b -> a), ``p_at_k_mean`` (over pairs; one row per direction choice: both, forward,
+        Metrics: ``p@k`` (one row per pair and direction: ``forward`` = a -> b, ``backward`` =
+        b -> a), ``p@k_mean`` (over pairs; one row per direction choice: both, forward,
         backward), ``language_id_accuracy`` and ``language_variance_share`` (direction
         ``symmetric``). ``fixed_by_construction`` is True where the value cannot be anything else
         (``why`` says why; see :func:`by_construction_facts`).
@@ -215,7 +255,7 @@ class NeutralityReport:
 
         check_direction(direction)
         mean = self.retrieval_direction(direction)
-        m = self.metric
+        m = metric_spec(self.metric).ident  # a safe identifier in column names: p_at_1_raw
         out: dict[str, Any] = {"layer": list(self.layers), "direction": direction}
         for ci, cond in enumerate(self.conditions):
             out[f"{m}_{cond}"] = mean[ci]
@@ -237,21 +277,21 @@ class NeutralityReport:
         import xarray as xr
 
         coords = {"condition": list(self.conditions), "layer": list(self.layers),
-                  "pair": [f"{a}-{b}" for a, b in self.pairs], "direction": list(DIRECTIONS)}
+                  "pair": [pair_label(p) for p in self.pairs], "direction": list(DIRECTIONS)}
         fixed = {f"fixed_{q}_{c}": f.label for (q, c), f in self.by_construction.items()}
         return xr.Dataset(
             {
-                "retrieval": (("condition", "layer", "pair", "direction"), self.retrieval),
-                "language_id": (("condition", "layer"), self.language_id),
-                "variance_share": (("condition", "layer"), self.variance_share),
+                "retrieval": (("condition", "layer", "pair", "direction"), np.array(self.retrieval)),
+                "language_id": (("condition", "layer"), np.array(self.language_id)),
+                "variance_share": (("condition", "layer"), np.array(self.variance_share)),
             },
             coords=coords,
             attrs={"chance": self.chance, "metric": self.metric, "probe": self.probe, **fixed},
         )
 
     def to_dict(self, direction: str = "both") -> dict[str, Any]:
-        """JSON-able: settings, splits, the per-layer summary and the by-construction facts."""
-        return {
+        """JSON-safe (NaN -> None): settings, splits, the per-layer summary and the by-construction facts."""
+        return json_safe({
             "settings": self.settings,
             "languages": list(self.languages),
             "pairs": [list(p) for p in self.pairs],
@@ -259,7 +299,7 @@ class NeutralityReport:
             "heldout_ids": list(self.heldout_ids),
             "summary": self.summary(direction).to_dict(orient="records"),
             "by_construction": [dict(f.to_dict(), column=col) for col, f in self.fixed_columns().items()],
-        }
+        })
 
     def __str__(self) -> str:
         """The summary table; values fixed by construction carry a † and a footnote says why."""

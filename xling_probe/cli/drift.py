@@ -68,13 +68,7 @@ def run(args: argparse.Namespace) -> int:
     result.to_dataframe().to_csv(out / "curves.csv", index=False)
     result.items_dataframe().to_csv(out / "items.csv", index=False)
     result.dropped.to_dataframe().to_csv(out / "dropped.csv", index=False)
-    write_json(out / "drift.json", {
-        "model": result.model, "source": result.source, "target": result.target, "latent": result.latent,
-        "task": result.task, "n_items": result.n_items, "level": result.level, "layers": list(result.layers),
-        "dropped": {"n": len(result.dropped), "reasons": result.dropped.counts()},
-        "curves": {m: {s: [float(v) for v in arr] for s, arr in stats.items()} for m, stats in result.summary.items()},
-        "concepts": list(result.concepts), "meta": dict(result.meta),
-    })
+    write_json(out / "drift.json", result.to_dict())
     print(result.format_curves())
     print(f"wrote curves.csv, items.csv, dropped.csv and drift.json to {out}")
     return 0

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from .options import LAYERS_HELP, acts_from, add_acts_options, add_out_options, layers_arg, prepare_out, seed_int, write_json
+from .options import (
+    LAYERS_HELP,
+    acts_from,
+    add_acts_options,
+    add_out_options,
+    layers_arg,
+    parse_pairs,
+    prepare_out,
+    seed_int,
+    write_json,
+)
 
 
 def _heldout_size(text: str) -> float | int:
@@ -42,8 +52,9 @@ def register(sub) -> None:
     n.add_argument("--projection", default="none", choices=["none", "lstsq", "procrustes"],
                    help="also map every language into the pivot's space (default: none)")
     n.add_argument("--pivot", default=None, help="pivot language (default: the first language)")
-    n.add_argument("--pairs", default="all", choices=["all", "pivot"],
-                   help="retrieval over all language pairs or pivot vs each other language (default: all)")
+    n.add_argument("--pairs", default="all",
+                   help="retrieval over 'all' language pairs, 'pivot' (--pivot vs each other language), 'pivot:en', "
+                        "or comma-separated pairs like en-de,en-zh (default: all)")
     n.add_argument("--probe", default="knn", choices=["knn", "logistic"],
                    help="language-ID probe: 'knn' (cosine 5-NN, default: sees the language identity that "
                         "centering leaves) or 'logistic' (linear: at chance by construction after centering "
@@ -63,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     report = neutrality(
         acts, args.heldout, seed=args.seed, centering=args.centering,
         projection=None if args.projection == "none" else args.projection,
-        pivot=args.pivot, pairs=args.pairs, alpha=args.alpha, layers=layers, probe=args.probe,
+        pivot=args.pivot, pairs=parse_pairs(args.pairs), alpha=args.alpha, layers=layers, probe=args.probe,
     )
     report.to_dataframe().to_csv(out / "neutrality.csv", index=False)
     report.summary().to_csv(out / "summary.csv", index=False)

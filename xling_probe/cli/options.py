@@ -137,29 +137,19 @@ def acts_from(args: argparse.Namespace):
 
 
 def parse_pairs(text: str | None, *, keywords: bool = True) -> str | list[tuple[str, str]] | None:
-    """'en-de,en-zh' -> [('en', 'de'), ('en', 'zh')]; with ``keywords``, 'all' and 'pivot:en' pass through.
-
-    A pair is split on '/' or ':' when given, else on the first '-', so 'en-zh-Hant' and 'zh-Hant/en'
-    both work. None stays None.
+    """``--pairs`` in the one pair grammar, :func:`xling_probe.labels.parse_pairs`: 'en-de,en-zh' ->
+    [('en', 'de'), ('en', 'zh')] ('en-zh-Hant', 'zh-Hant/en', 'fr:de' work too); with ``keywords``,
+    'all', 'pivot' and 'pivot:en' pass through. None stays None.
     """
+    from ..labels import parse_pairs as parse
+
     if text is None:
         return None
-    text = text.strip()
-    if keywords and (text == "all" or text.startswith("pivot:")):
-        return text
-    out = []
-    for item in split_list(text) or []:
-        sep = next((s for s in ("/", ":", "-") if s in item), None)
-        if sep is None:
-            raise XlingProbeError(f"cannot read pair {item!r}; write pairs as en-de or en/zh-Hant")
-        a, b = (x.strip() for x in item.split(sep, 1))
-        if not a or not b:
-            raise XlingProbeError(f"cannot read pair {item!r}: a language is missing on one side")
-        out.append((a, b))
-    if not out:
+    if not split_list(text):
         hint = "'all', 'pivot:en' or " if keywords else ""
         raise XlingProbeError(f"--pairs is empty; use {hint}pairs like en-de,en-zh")
-    return out
+    parsed = parse(text) if keywords else parse(split_list(text))
+    return parsed if isinstance(parsed, str) else list(parsed)
 
 
 def split_list(text: str | None) -> list[str] | None:

@@ -10,7 +10,6 @@ from .options import (
     add_out_options,
     count,
     load_corpus_from,
-    parse_pairs,
     positive_int,
     seed_int,
     split_list,
@@ -29,7 +28,7 @@ def _report_defaults() -> dict:
 
 
 def register(sub) -> None:
-    from ..report.build import DEFAULT_LANGS, DEFAULT_LIMIT, DEFAULT_METRICS, DEFAULT_PAIRS
+    from ..report.build import DEFAULT_LANGS, DEFAULT_LIMIT, DEFAULT_PAIRS, REPORT_METRICS
 
     d = _report_defaults()
     pairs = ",".join(f"{a}-{b}" for a, b in DEFAULT_PAIRS)
@@ -40,7 +39,7 @@ def register(sub) -> None:
                     "bundled sample sentences and word list) and writes DIR/index.html (self-contained, opens offline), "
                     "static figures (PNG + SVG, needs Chromium), CSV tables and manifest.json. Sentences are "
                     f"mean-pooled over their first {d['max_length']} tokens; the similarity metrics are "
-                    f"{', '.join(DEFAULT_METRICS)}.",
+                    f"{', '.join(REPORT_METRICS)}.",
     )
     add_model_options(p)
     add_data_options(
@@ -50,8 +49,10 @@ def register(sub) -> None:
         limit_help=f"use only the first N sentences (default: {DEFAULT_LIMIT})",
     )
     g = p.add_argument_group("report")
-    g.add_argument("--pairs", default=None,
-                   help=f"source-target pairs of the language-drift section, e.g. fr-zh,de-fr (default: {pairs})")
+    g.add_argument("--pairs", default=None, metavar="DRIFT_PAIRS",
+                   help="the language-drift pairs, source-target (translate source into target through the logit "
+                        f"lens), e.g. fr-zh,de-fr (default: {pairs}); not similarity pairs: the similarity "
+                        "sections score every pair of --langs")
     g.add_argument("--words", default=None, help="word list CSV for the drift (default: the bundled one)")
     g.add_argument("--drift-items", type=positive_int, default=d["drift_items"],
                    help=f"prompts per drift pair (default: {d['drift_items']})")
@@ -76,10 +77,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report.build import DEFAULT_LIMIT, build_report
+    from ..report.build import DEFAULT_LIMIT, build_report, drift_pairs
     from .options import prepare_out
 
-    pairs = parse_pairs(args.pairs, keywords=False)
+    pairs = drift_pairs(args.pairs)  # the labels grammar (fr-zh, fra/zho); a typo fails before the model load
     # The data file and the language codes are checked here, before build_report loads the model;
     # build_report applies its own language default when --langs is not given.
     corpus = load_corpus_from(argparse.Namespace(data=args.data, langs=args.langs, limit=None))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..labels import pair_label
+from ..measures.registry import DEFAULT_METRICS, KNOWN, METRICS
 from .options import (
     LAYERS_HELP,
     acts_from,
@@ -14,7 +16,6 @@ from .options import (
     parse_pairs,
     prepare_out,
     seed_int,
-    split_list,
     write_json,
 )
 
@@ -30,9 +31,8 @@ def register(sub) -> None:
     )
     add_acts_options(p)
     s = p.add_argument_group("similarity")
-    s.add_argument("--metrics", default="cka,cka_debiased,anc,p@1,mexa",
-                   help="comma-separated: cka, cka_debiased, anc, anc_abs, p@K, mexa, mknn@K "
-                        "(default: cka,cka_debiased,anc,p@1,mexa)")
+    s.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help=f"comma-separated: {KNOWN} (default: {','.join(DEFAULT_METRICS)})")
     s.add_argument("--pairs", default="all",
                    help="'all', 'pivot:en', or comma-separated pairs like en-de,en-zh (default: all)")
     s.add_argument("--layers", type=layers_arg, default="all", help=f"{LAYERS_HELP} (default: all)")
@@ -44,18 +44,10 @@ def register(sub) -> None:
     s.add_argument("--seed", type=seed_int, default=0, help="seed of the permutations and resamples (default: 0)")
     s.add_argument("--cross-layer", default=None,
                    help="also write the layer x layer matrix of these pairs for --cross-metric, e.g. en-de,en-zh")
-    s.add_argument("--cross-metric", default="cka", help="metric of --cross-layer: cka, cka_debiased, anc, anc_abs")
+    s.add_argument("--cross-metric", default="cka",
+                   help=f"metric of --cross-layer: {', '.join(m for m, spec in METRICS.items() if spec.cross_layer)}")
     add_out_options(p)
     p.set_defaults(func=run)
-
-
-def _records(df) -> list[dict]:
-    """Rows of ``df`` as dicts with NaN and +-inf (a z-score against a null without spread) written as
-    null: strict JSON has neither."""
-    import numpy as np
-
-    df = df.replace([np.inf, -np.inf], np.nan)
-    return df.astype(object).where(df.notna(), None).to_dict(orient="records")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,25 +56,22 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_out(args.out, force=args.force)
     acts = acts_from(args)
     layers = args.layers
-    result = similarity(acts, metrics=split_list(args.metrics) or [], pairs=parse_pairs(args.pairs), layers=layers,
+    result = similarity(acts, metrics=args.metrics, pairs=parse_pairs(args.pairs), layers=layers,
                         null_permutations=args.null_permutations, bootstrap=args.bootstrap, ci=args.ci, seed=args.seed)
     tables = {"similarity": result.to_dataframe(), "layer_mean": result.layer_mean(),
               "peaks": result.peak_layers(), "profile": result.profile()}
     for name, df in tables.items():
         df.to_csv(out / f"{name}.csv", index=False)
+    payload = {**result.to_dict(), "activations": acts.meta}
     cross = {}
     if args.cross_layer:
-        for a, b in parse_pairs(args.cross_layer):
+        for a, b in parse_pairs(args.cross_layer, keywords=False):
             c = cross_layer_similarity(acts, a, b, metric=args.cross_metric, layers=layers)
             c.to_dataframe().to_csv(out / f"cross_layer_{c.metric}_{c.lang_a}_{c.lang_b}.csv", index=False)
-            cross[f"{c.lang_a}-{c.lang_b}"] = {"layers": list(c.layers_a), "matrix": c.matrix.tolist()}
-    write_json(out / "similarity.json", {
-        "settings": result.settings, "metrics": list(result.metrics), "layers": list(result.layers),
-        "languages": list(result.languages), "pairs": [list(p) for p in result.pairs], "activations": acts.meta,
-        **{key: _records(tables[name]) for key, name in
-           (("layer_mean", "layer_mean"), ("peaks", "peaks"), ("profile", "profile"), ("values", "similarity"))},
-        **({"cross_layer": {"metric": args.cross_metric, "pairs": cross}} if cross else {}),
-    })
-    print(result.summary())
+            cross[pair_label((c.lang_a, c.lang_b))] = {"layers": list(c.layers_a), "matrix": c.to_dict()["matrix"]}
+    if cross:
+        payload["cross_layer"] = {"metric": args.cross_metric, "pairs": cross}
+    write_json(out / "similarity.json", payload)
+    print(result)
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
     return 0

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from .conventions import AUTO, CONVENTIONS, CodeReading, check_conventions, detect_convention
-from .readers import ID_KEY, dataframe_table, decode_file, hf_table, jsonl_table, tsv_table
 from ..errors import CorpusError, LanguageCodeError
-from .languages import language_name, normalize_code, read_code, resolve
+from ..labels import resolve_language
+from .columns import clean_cell, pick_columns, read_labels, warn_code_notes
+from .conventions import AUTO, CodeReading, check_conventions, detect_convention
+from .languages import language_name, normalize_code
+from .readers import ID_KEY, dataframe_table, decode_file, hf_table, jsonl_table, tsv_table
 
 #: Column names that are metadata, not languages, when a table is read without ``languages=``.
 METADATA_COLUMNS = frozenset({"orig_lang", "source", "domain", "topic", "url", "split", "note", "notes", "concept"})
@@ -107,32 +109,11 @@ class ParallelCorpus:
         conventions = check_conventions(conventions)
         if conventions == AUTO:
             conventions = detect_convention(columns) or AUTO
-        canon: dict[str, str] = {}
-        readings: dict[str, CodeReading] = {}
-        unknown = []
-        for label in columns:
-            try:
-                reading = read_code(str(label), conventions)
-            except LanguageCodeError:
-                unknown.append(label)
-                continue
-            code = reading.code
-            if code in canon:
-                raise CorpusError(
-                    f"columns {canon[code]!r} and {label!r} are the same language ({code}); keep one of them"
-                )
-            canon[code] = str(label)
-            readings[str(label)] = reading
-        if unknown:
-            raise LanguageCodeError(
-                f"unknown language code(s) in the column names: {', '.join(map(repr, unknown))}. "
-                "Use ISO 639 codes ('fr', 'fra', 'fra_Latn'); pass languages=[...] to choose columns, "
-                "or ignore_columns=[...] for columns that are not languages."
-            )
+        canon, readings = read_labels(columns, conventions)
         ids = [str(i) for i in ids]
         if not ids:
             raise CorpusError("the corpus has no sentences (0 ids); a corpus needs at least one row of translations")
-        sentences = {code: [_cell(v) for v in columns[label]] for code, label in canon.items()}
+        sentences = {code: [clean_cell(v) for v in columns[label]] for code, label in canon.items()}
         if on_missing == "drop":
             keep = [k for k in range(len(ids)) if all(sentences[c][k] for c in sentences)]
             dropped = [ids[k] for k in range(len(ids)) if k not in set(keep)]
@@ -145,7 +126,7 @@ class ParallelCorpus:
                 warnings.warn(f"dropped {len(dropped)} ids with a missing translation: {_preview(dropped)}", stacklevel=3)
             ids = [ids[k] for k in keep]
             sentences = {c: [s[k] for k in keep] for c, s in sentences.items()}
-        _warn_notes(readings.values())
+        warn_code_notes(readings.values())
         meta = dict(meta or {})
         meta["conventions"] = conventions
         meta["code_readings"] = {lbl: asdict(r) for lbl, r in readings.items()}
@@ -256,28 +237,7 @@ class ParallelCorpus:
         if conventions == AUTO:  # detected on the whole header, before languages= picks columns
             conventions = detect_convention(table) or AUTO
         if languages is not None:
-            wanted = list(languages)
-            available = {}
-            for name in table:
-                try:
-                    available[normalize_code(name, conventions)] = name
-                except LanguageCodeError:
-                    pass
-            cols = {}
-            missing = []
-            for lang in wanted:
-                try:
-                    code = resolve(normalize_code(lang, conventions), list(available))
-                except LanguageCodeError:
-                    missing.append(lang)
-                    continue
-                cols[available[code]] = table[available[code]]
-            if missing:
-                raise LanguageCodeError(
-                    f"language(s) not in the corpus: {', '.join(map(repr, missing))}; "
-                    f"the corpus has: {', '.join(available.values())}"
-                )
-            table = cols
+            table = pick_columns(table, languages, conventions)
         else:
             skip = set(METADATA_COLUMNS if ignore_columns is None else ignore_columns)
             table = {k: v for k, v in table.items() if k not in skip}
@@ -305,11 +265,9 @@ class ParallelCorpus:
         return f"ParallelCorpus({len(self)} sentences x {len(self.languages)} languages: {', '.join(self.languages)})"
 
     def resolve_language(self, language: str) -> str:
-        """Canonical code of ``language`` in this corpus (accepts any spelling of it)."""
-        for code, label in self.labels.items():
-            if label == language:
-                return code
-        return resolve(language, list(self.languages))
+        """Canonical code of ``language`` in this corpus (any spelling, or the corpus's own label), by
+        :func:`xling_probe.labels.resolve_language`; :class:`LanguageCodeError` lists the corpus's languages."""
+        return resolve_language(language, self.languages, self.labels, what="the corpus languages")
 
     def code_readings(self) -> dict[str, CodeReading]:
         """How each language label was read: ``{label: CodeReading(label, code, name, note)}``.
@@ -405,35 +363,12 @@ def split_ids(ids: Sequence[str], test_size: float | int = 0.5, *, seed: int = 0
     return [ids[k] for k in range(n) if k not in test], [ids[k] for k in range(n) if k in test]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and np.isnan(value):
-        return ""
-    return str(value).strip()
-
-
 def _known(code: str) -> bool:
     try:
         normalize_code(code)
     except LanguageCodeError:
         return False
     return True
-
-
-def _warn_notes(readings: Iterable[CodeReading]) -> None:
-    """One warning that lists the convention table entries used (a summary when there are many)."""
-    notes = [r for r in readings if r.note]
-    if not notes:
-        return
-    if len(notes) <= 3:
-        text = "; ".join(r.note for r in notes)
-    else:
-        conventions = sorted({CONVENTIONS[r.convention].title for r in notes if r.convention in CONVENTIONS})
-        shown = ", ".join(f"{r.label} -> {r.code}" for r in notes[:6])
-        text = f"{len(notes)} language codes read by the {'/'.join(conventions)} convention ({shown}" + (
-            ", ...)" if len(notes) > 6 else ")")
-    warnings.warn(f"{text}. See corpus.code_readings() for every label.", stacklevel=4)
 
 
 def _existing(path: str | Path) -> Path:

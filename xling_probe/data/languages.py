@@ -12,7 +12,7 @@ label is kept for display by the objects that hold languages.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -246,25 +246,3 @@ def normalize_codes(codes: Iterable[str], conventions: str | None = AUTO) -> lis
             "'fr', 'fra' or 'fra_Latn'."
         )
     return out
-
-
-def resolve(requested: str, available: Sequence[str]) -> str:
-    """Find ``requested`` among canonical ``available`` codes.
-
-    An exact canonical match wins; otherwise a unique match on the base language
-    (``zh`` finds ``zh-Hant`` when it is the only Chinese). Raises with the available list.
-    """
-    code = normalize_code(requested)
-    if code in available:
-        return code
-    base = code.split("-")[0]
-    same_base = [a for a in available if a.split("-")[0] == base]
-    if len(same_base) == 1 and (code == base or same_base[0] == base):
-        return same_base[0]
-    if len(same_base) > 1:
-        raise LanguageCodeError(
-            f"language {requested!r} is ambiguous here: it could be {', '.join(same_base)}; name one of them"
-        )
-    raise LanguageCodeError(
-        f"language {requested!r} (canonical {code!r}) is not available; available: {', '.join(available)}"
-    )

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExtractionError
-from ..data.languages import normalize_code
+from ..errors import CacheError, ExtractionError
+from ..labels import LayerSpec, layer_position, parse_layers, resolve_language, select_layers
+from .store import MANIFEST_FILE, read_activations, redo_hint, write_activations
 
 DIMS = ("layer", "language", "sentence", "hidden")
 
@@ -28,11 +29,12 @@ class Activations:
     Attributes
     ----------
     data:
-        float32 array of shape ``(n_layers, n_languages, n_sentences, hidden)``.
+        float32 array of shape ``(n_layers, n_languages, n_sentences, hidden)``, read-only (a
+        frozen result: :meth:`replace` makes a new one; ``data.copy()`` gives a writable array).
     layers:
         residual-stream index of each entry of axis 0 (0 = embeddings, l = after block l-1).
     languages:
-        canonical language code of each entry of axis 1 (see :func:`normalize_code`).
+        canonical language code of each entry of axis 1 (see :func:`~xling_probe.data.languages.normalize_code`).
     ids:
         sentence id of each entry of axis 2; row i of every language is the same sentence.
     labels:
@@ -61,6 +63,10 @@ class Activations:
                 f"activation shape {data.shape} does not match labels "
                 f"(layers={expected[0]}, languages={expected[1]}, sentences={expected[2]})"
             )
+        if data.flags.writeable:
+            # A read-only view: the caller's own array stays writable, this result cannot be changed in place.
+            data = data.view()
+            data.setflags(write=False)
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
         object.__setattr__(self, "languages", tuple(self.languages))
@@ -92,37 +98,23 @@ class Activations:
 
     # ------------------------------------------------------------------ lookup
     def language_index(self, language: str) -> int:
-        """Axis-1 index of a language given in any accepted spelling (``fr``, ``fra``, ``fra_Latn``)."""
-        if language in self.languages:
-            return self.languages.index(language)
-        for code, label in self.labels.items():
-            if label == language:
-                return self.languages.index(code)
-        try:
-            code = normalize_code(language)
-        except Exception:  # noqa: BLE001 - reported below with the known languages
-            code = None
-        if code in self.languages:
-            return self.languages.index(code)
-        raise ExtractionError(
-            f"language {language!r} is not in these activations; extracted languages: "
-            f"{', '.join(self.languages)}"
-        )
+        """Axis-1 index of a language given in any accepted spelling (``fr``, ``fra``, ``fra_Latn``).
+
+        Resolved by :func:`xling_probe.labels.resolve_language` (the one language grammar);
+        :class:`ExtractionError` names the extracted languages when it is not there.
+        """
+        code = resolve_language(language, self.languages, self.labels, error=ExtractionError, what="these activations")
+        return self.languages.index(code)
 
     def layer_index(self, layer: int) -> int:
-        """Axis-0 index of a residual-stream layer; negative values count from the last."""
-        if not isinstance(layer, (int, np.integer)):
-            raise ExtractionError(f"layer must be an int, got {layer!r}")
-        if layer < 0:
-            if -layer > len(self.layers):
-                raise ExtractionError(f"layer {layer} is out of range for {len(self.layers)} layers")
-            return len(self.layers) + int(layer)
-        if int(layer) not in self.layers:
+        """Axis-0 index of a residual-stream layer; negative values count from the last
+        (:func:`xling_probe.labels.layer_position`)."""
+        if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool) and layer >= 0 and layer not in self.layers:
             raise ExtractionError(
                 f"layer {layer} was not extracted; available layers: {self.layers[0]}..{self.layers[-1]} "
                 f"({list(self.layers)})"
             )
-        return self.layers.index(int(layer))
+        return layer_position(layer, self.layers, error=ExtractionError)
 
     def get(self, layer: int, language: str) -> np.ndarray:
         """The ``(n_sentences, hidden)`` matrix of one language at one layer."""
@@ -131,12 +123,21 @@ class Activations:
     def sel(
         self,
         *,
-        layers: Iterable[int] | None = None,
+        layers: LayerSpec = None,
         languages: Iterable[str] | None = None,
         ids: Iterable[str] | None = None,
     ) -> Activations:
-        """A subset by layer, language and sentence id (labels kept, data copied lazily by numpy)."""
-        li = [self.layer_index(x) for x in layers] if layers is not None else list(range(len(self.layers)))
+        """A subset by layer, language and sentence id (labels kept, data copied lazily by numpy).
+
+        ``layers`` takes what :func:`xling_probe.labels.select_layers` reads (``None``/``"all"``, one
+        layer, several, ``"1,5,9"``, ``"3-5"``, negative from the last); the subset keeps the order of
+        axis 0, without repeats.
+        """
+        if layers is not None:
+            items = parse_layers(layers) if isinstance(layers, str) else layers
+            for x in [] if items == "all" else [items] if isinstance(items, (int, np.integer)) else items:
+                self.layer_index(x)  # a layer that is not here is named as "not extracted"
+        li = select_layers(layers, self.layers, error=ExtractionError)
         gi = [self.language_index(x) for x in languages] if languages is not None else list(range(len(self.languages)))
         if ids is not None:
             pos = {s: i for i, s in enumerate(self.ids)}
@@ -198,10 +199,11 @@ class Activations:
 
     # ------------------------------------------------------------------ disk format
     def save(self, folder: str | Path) -> Path:
-        """Write ``activations.npy`` and ``manifest.json`` into ``folder`` (created)."""
-        from .store import write_activations
-
-        return write_activations(self, Path(folder))
+        """Write ``activations.npy`` and ``manifest.json`` into ``folder`` (created); see :mod:`.store`."""
+        manifest = manifest_of(self)
+        if self.texts is not None:
+            manifest["texts"] = {k: list(v) for k, v in self.texts.items()}
+        return write_activations(Path(folder), self.data, manifest)
 
     @classmethod
     def load(cls, folder: str | Path) -> Activations:
@@ -211,9 +213,23 @@ class Activations:
         folder is damaged: ``manifest.json`` truncated or invalid, ``activations.npy`` missing or
         not matching the manifest's checksum; :class:`ExtractionError` when it is not such a folder.
         """
-        from .store import read_activations
-
-        return read_activations(Path(folder))
+        folder = Path(folder)
+        data, manifest = read_activations(folder)
+        texts = manifest.get("texts")
+        try:
+            return cls(
+                data=data,
+                layers=tuple(manifest["layers"]),
+                languages=tuple(manifest["languages"]),
+                ids=tuple(manifest["ids"]),
+                labels=manifest.get("labels", {}),
+                texts={k: tuple(v) for k, v in texts.items()} if texts else None,
+                meta=manifest.get("meta", {}),
+            )
+        except (ExtractionError, TypeError, ValueError, AttributeError) as exc:
+            raise CacheError(
+                f"the saved activations in {folder} do not match their {MANIFEST_FILE} ({exc}). {redo_hint(folder)}"
+            ) from None
 
 
 def stack_languages(per_language: Sequence[np.ndarray]) -> np.ndarray:

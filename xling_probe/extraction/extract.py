@@ -1,5 +1,8 @@
 """Residual-stream extraction: pooled sentence states at every layer, cached on disk.
 
+The cached pipeline (:func:`extract`) and the batched pooling of one list of texts
+(:func:`extract_texts`); the hooked forward passes live in :mod:`.runners`, shared with the lens.
+
 Stored states are the raw residual stream (docs/science.md, "Residual-stream layers"): index 0 = the embedding output (the
 input to block 0), index l = the output of block l - 1. They are captured with hooks on the
 blocks, never from ``output_hidden_states`` (whose last entry is after the final norm on
@@ -12,157 +15,23 @@ recipe="mexa")`` applies the model's own final norm to the last state instead, a
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .activations import Activations
 from ..data.corpus import ParallelCorpus
 from ..errors import ExtractionError
-from ..labels import parse_layers, resolve_layers  # noqa: F401 - re-exported, extract.resolve_layers is public
+from ..labels import LayerSpec, parse_layers, resolve_layers  # noqa: F401 - re-exported, extract.resolve_layers is public
 from ..models.loading import ModelHandle
-from .pooling import check_pooling, pool, pooling_weights
+from .activations import Activations
+from .pooling import Pooling, check_pooling, pooling_weights
+from .runners import make_runner, pad_batch, tokenize
 
 CHUNK = 256  # sentences per cache part: the unit that an interrupted extraction resumes from
-
-
-class _StopForward(Exception):
-    """Raised from a hook once the last requested layer is captured: later blocks are skipped."""
-
-
-@dataclass
-class Tokenized:
-    """Token ids of a list of sentences (no padding yet)."""
-
-    ids: list[list[int]]
-    special: list[list[int]]
-    n_truncated: int
-
-
-def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> Tokenized:
-    """Tokenize with special tokens; sentences over ``max_length`` tokens are truncated (counted)."""
-    enc = tokenizer(list(texts), add_special_tokens=True, return_special_tokens_mask=True, truncation=False)
-    ids, special = enc["input_ids"], enc["special_tokens_mask"]
-    long_rows = [k for k, row in enumerate(ids) if len(row) > max_length]
-    if long_rows:
-        short = tokenizer([texts[k] for k in long_rows], add_special_tokens=True, return_special_tokens_mask=True,
-                          truncation=True, max_length=max_length)
-        for j, k in enumerate(long_rows):
-            ids[k], special[k] = short["input_ids"][j], short["special_tokens_mask"][j]
-    return Tokenized(ids=list(ids), special=list(special), n_truncated=len(long_rows))
-
-
-def pad_batch(rows: Sequence[Sequence[int]], special: Sequence[Sequence[int]], pad_id: int, side: str) -> dict[str, torch.Tensor]:
-    """Pad token rows on ``side`` ('left' or 'right') into tensors with masks."""
-    width = max(len(r) for r in rows)
-    n = len(rows)
-    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
-    attention = torch.zeros((n, width), dtype=torch.long)
-    spec = torch.zeros((n, width), dtype=torch.long)
-    for b, (r, s) in enumerate(zip(rows, special)):
-        sl = slice(width - len(r), width) if side == "left" else slice(0, len(r))
-        input_ids[b, sl] = torch.tensor(r, dtype=torch.long)
-        attention[b, sl] = 1
-        spec[b, sl] = torch.tensor(s, dtype=torch.long)
-    return {"input_ids": input_ids, "attention_mask": attention, "special_tokens_mask": spec}
-
-
-class PoolingRunner:
-    """Mixin: a runner with ``run(batch, reduce)`` gets pooled extraction for free."""
-
-    layers: list[int]
-
-    def run(self, batch: dict[str, torch.Tensor], reduce: Callable[[int, torch.Tensor], Any]) -> dict[int, Any]:
-        raise NotImplementedError
-
-    def __call__(self, batch: dict[str, torch.Tensor], weights: torch.Tensor,
-                 normed: tuple[int, torch.nn.Module] | None = None) -> torch.Tensor:
-        """Pooled states ``[len(layers), batch, d]`` with per-token ``weights``.
-
-        ``normed = (layer, norm)``: that layer's token states go through ``norm`` (the model's final
-        norm, as HF ``hidden_states[-1]``) before pooling; pooling a normed state is not the norm
-        of the pooled state, so it must happen per token, inside the hook.
-        """
-        def reduce(layer: int, hidden: torch.Tensor) -> torch.Tensor:
-            if normed is not None and layer == normed[0]:
-                hidden = normed[1](hidden)
-            return pool(hidden, weights)
-
-        out = self.run(batch, reduce)
-        return torch.stack([out[layer] for layer in self.layers])
-
-
-class HFRunner(PoolingRunner):
-    """Runs batches through the HF base model with hooks that reduce the requested states.
-
-    ``reduce(layer, hidden)`` turns one layer's ``[batch, seq, d]`` residual states into
-    whatever the caller keeps (a pooled ``[batch, d]`` vector for extraction, the last
-    position for the lens), inside the hook, so full states of all layers are never held.
-    Blocks after the last requested layer are skipped.
-    """
-
-    def __init__(self, handle: ModelHandle, layers: Sequence[int]):
-        self.handle = handle
-        self.layers = list(layers)
-        self.last_needed = max(self.layers)
-
-    def run(self, batch: dict[str, torch.Tensor], reduce: Callable[[int, torch.Tensor], Any]) -> dict[int, Any]:
-        blocks = self.handle.parts.blocks
-        out: dict[int, Any] = {}
-        hooks = []
-        wanted = set(self.layers)
-        stop_after = self.last_needed
-
-        def capture(index: int, hidden: torch.Tensor) -> None:
-            out[index] = reduce(index, hidden)
-            if index == stop_after and stop_after < len(blocks):
-                raise _StopForward
-
-        if 0 in wanted:
-            def pre(_module, args, kwargs):
-                capture(0, args[0] if args else kwargs["hidden_states"])
-            hooks.append(blocks[0].register_forward_pre_hook(pre, with_kwargs=True))
-        for layer in self.layers:
-            if layer == 0:
-                continue
-
-            def post(_module, _args, output, layer=layer):
-                capture(layer, output[0] if isinstance(output, (tuple, list)) else output)
-            hooks.append(blocks[layer - 1].register_forward_hook(post))
-        try:
-            self.handle.parts.runner(**model_inputs(self.handle, batch))
-        except _StopForward:
-            pass
-        finally:
-            for h in hooks:
-                h.remove()
-        missing = wanted - set(out)
-        if missing:
-            raise ExtractionError(f"hooks did not capture layers {sorted(missing)}; is this architecture supported?")
-        return out
-
-
-def model_inputs(handle: ModelHandle, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    device = handle.device
-    inputs = {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device)}
-    if handle.kind == "decoder":
-        # Positions count real tokens, so left padding does not shift them (as in generation).
-        pos = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        inputs["position_ids"] = pos.to(device)
-        inputs["use_cache"] = False
-    return inputs
-
-
-def make_runner(handle: ModelHandle, layers: Sequence[int]):
-    if handle.backend == "transformer_lens":
-        from ..models.tl_bridge import TLRunner
-
-        return TLRunner(handle, layers)
-    return HFRunner(handle, layers)
 
 
 def extract_texts(
@@ -170,7 +39,7 @@ def extract_texts(
     texts: Sequence[str],
     layers: Sequence[int],
     *,
-    pooling: str = "mean",
+    pooling: Pooling = "mean",
     include_special: bool = False,
     batch_size: int = 16,
     max_length: int = 512,
@@ -222,14 +91,14 @@ def extract(
     corpus: ParallelCorpus,
     *,
     languages: Iterable[str] | None = None,
-    layers: Any = "all",
-    pooling: str | None = None,
+    layers: LayerSpec = "all",
+    pooling: Pooling | None = None,
     include_special: bool | None = None,
     batch_size: int = 16,
     max_length: int = 512,
     padding_side: str | None = None,
     cache: bool = True,
-    cache_root: Any = None,
+    cache_root: str | Path | None = None,
     progress: bool = True,
     recipe: str | None = None,
 ) -> Activations:
@@ -347,7 +216,7 @@ def extract(
             "fingerprint": model.fingerprint,
             "backend": model.backend,
             "kind": model.kind,
-            "n_blocks": model.n_layers,
+            "n_blocks": model.n_blocks,
             "pooling": pooling,
             "include_special": include_special,
             "max_length": max_length,

@@ -11,23 +11,28 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from ..errors import ExtractionError
 
-POOLINGS = ("mean", "last", "first", "weighted_mean")
+#: The sentence poolings (docs/science.md, "Sentence pooling").
+Pooling = Literal["mean", "last", "first", "weighted_mean"]
+POOLINGS: tuple[str, ...] = get_args(Pooling)
 
 
-def check_pooling(pooling: str) -> str:
+def check_pooling(pooling: str) -> Pooling:
+    """``pooling`` if it is one of :data:`POOLINGS`, else an :class:`ExtractionError` listing them."""
     if pooling not in POOLINGS:
         raise ExtractionError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
-    return pooling
+    return pooling  # type: ignore[return-value]
 
 
 def pooling_weights(
     attention_mask: torch.Tensor,
     special_mask: torch.Tensor | None,
-    pooling: str,
+    pooling: Pooling,
     *,
     include_special: bool = False,
 ) -> torch.Tensor:

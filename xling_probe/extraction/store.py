@@ -76,7 +76,7 @@ class CacheEntry:
             atomic_write_bytes(info, json.dumps({"format": FORMAT_VERSION, **fields}, indent=1, default=str).encode())
 
     @classmethod
-    def open(cls, fields: dict[str, Any], *, root: Path | None = None) -> CacheEntry:
+    def open(cls, fields: dict[str, Any], *, root: Path | str | None = None) -> CacheEntry:
         return cls(cache_dir("activations", root=root) / cache_key(fields), fields)
 
     def _paths(self, name: str) -> tuple[Path, Path]:
@@ -149,41 +149,41 @@ def _say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def write_activations(acts: Any, folder: Path) -> Path:
-    """Save activations as ``activations.npy`` + ``manifest.json`` (with the data's SHA-256)."""
-    from .activations import manifest_of
+def write_activations(folder: Path, data: np.ndarray, manifest: dict[str, Any]) -> Path:
+    """Save ``data`` (written as float32) as ``activations.npy`` and ``manifest`` as ``manifest.json``.
 
+    ``manifest`` is the JSON-able description of the array (labels, meta, texts; see
+    :meth:`Activations.save <xling_probe.extraction.activations.Activations.save>`); the format
+    version, the data file's name and its SHA-256 are added here, so :func:`read_activations` can
+    verify the pair. Both files are written atomically.
+    """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CacheError(f"cannot create output folder {folder}: {exc}") from None
-    raw = _npy_bytes(acts.data.astype(np.float32, copy=False))
-    manifest = manifest_of(acts)
-    manifest.update({"format": FORMAT_VERSION, "data_file": DATA_FILE, "sha256": _sha256(raw)})
-    if acts.texts is not None:
-        manifest["texts"] = {k: list(v) for k, v in acts.texts.items()}
+    raw = _npy_bytes(np.asarray(data).astype(np.float32, copy=False))
+    manifest = {**manifest, "format": FORMAT_VERSION, "data_file": DATA_FILE, "sha256": _sha256(raw)}
     atomic_write_bytes(folder / DATA_FILE, raw)
     atomic_write_bytes(folder / MANIFEST_FILE, json.dumps(manifest, ensure_ascii=False, indent=1).encode())
     return folder
 
 
-def read_activations(folder: Path) -> Any:
-    """Load a folder written by :func:`write_activations`, verifying the checksum.
+def read_activations(folder: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """The array and the manifest of a folder written by :func:`write_activations`, checksum verified.
 
     A folder that is not one (no ``manifest.json``) raises :class:`ExtractionError`; a damaged
     one (a truncated or invalid manifest, a missing or corrupted data file) raises
-    :class:`CacheError` naming the folder and the file.
+    :class:`CacheError` naming the folder and the file. The manifest holds at least ``layers``,
+    ``languages``, ``ids`` and ``sha256``.
     """
-    from .activations import Activations
-
     folder = Path(folder)
     if not folder.is_dir():
         raise ExtractionError(f"activation folder {folder} does not exist; write one with 'xling-probe extract --out {folder}'")
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise ExtractionError(f"{folder} has no {MANIFEST_FILE}; is it a folder written by 'xling-probe extract'?")
-    redo = f"Re-run 'xling-probe extract --out {folder}' (or Activations.save) to write it again."
+    redo = redo_hint(folder)
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -206,20 +206,12 @@ def read_activations(folder: Path) -> Any:
         raise CacheError(
             f"{data_path} does not match the checksum in its manifest: the file is corrupted. {redo}"
         )
-    data = np.load(io.BytesIO(raw), allow_pickle=False)
-    texts = manifest.get("texts")
-    try:
-        return Activations(
-            data=data,
-            layers=tuple(manifest["layers"]),
-            languages=tuple(manifest["languages"]),
-            ids=tuple(manifest["ids"]),
-            labels=manifest.get("labels", {}),
-            texts={k: tuple(v) for k, v in texts.items()} if texts else None,
-            meta=manifest.get("meta", {}),
-        )
-    except (ExtractionError, TypeError, ValueError, AttributeError) as exc:
-        raise CacheError(f"the saved activations in {folder} do not match their {MANIFEST_FILE} ({exc}). {redo}") from None
+    return np.load(io.BytesIO(raw), allow_pickle=False), manifest
+
+
+def redo_hint(folder: Path) -> str:
+    """The sentence that tells how to write a damaged activation folder again."""
+    return f"Re-run 'xling-probe extract --out {folder}' (or Activations.save) to write it again."
 
 
 def clear_cache(what: str = "activations", *, root: Path | str | None = None) -> int:

@@ -11,16 +11,18 @@ One call reproduces the latent-language figure of Wendler et al. (2024)::
 
 Modules: :mod:`.core` (the lens, chunked statistics), :mod:`.words` (word lists),
 :mod:`.tokensets` (token sets and filters), :mod:`.prompts` (prompt builders), :mod:`.drift`
-(drift statistics), :mod:`.stats` (intervals), :mod:`.shares` (script/language shares of free
-text), :mod:`.positions` (layer x position table).
+(drift statistics), :mod:`.intervals` (bootstrap and Gaussian intervals), :mod:`.shares` (script/language shares of free
+text), :mod:`.positions` (layer x position table), :mod:`.prompt` (:func:`prompt_lens`: the lens of one
+prompt, its table and per-layer P(token set) curves, as the logit-lens widget shows them).
 """
 
 from .core import Lens, LensStats, check_final_logits, check_lens_model, lens_stats
 from .drift import METRICS, DriftResult, language_drift
-from .positions import PositionTable, lens_table
+from .positions import TABLE_FIELDS, PositionTable, lens_table
+from .prompt import PromptLens, prompt_lens
 from .prompts import Prompt, build_prompts, cloze_line, free_prompt, translation_pair
 from .shares import SharesResult, language_shares, script_of
-from .stats import mean_intervals
+from .intervals import mean_intervals
 from .tokensets import DropReport, ItemSets, TokenScheme, TokenSet, build_item_sets, token_scheme, token_set
 from .words import WordList, bundled_words_path, load_words
 
@@ -33,7 +35,9 @@ __all__ = [
     "LensStats",
     "PositionTable",
     "Prompt",
+    "PromptLens",
     "SharesResult",
+    "TABLE_FIELDS",
     "TokenScheme",
     "TokenSet",
     "WordList",
@@ -50,6 +54,7 @@ __all__ = [
     "lens_table",
     "load_words",
     "mean_intervals",
+    "prompt_lens",
     "script_of",
     "token_scheme",
     "token_set",

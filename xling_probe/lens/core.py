@@ -3,7 +3,7 @@
 Definition (docs/science.md, "Logit lens"; nostalgebraist; Wendler et al. 2024): logits_l = unembed(final_norm(h_l))
 for each layer l, softmax in float32 over the full vocabulary. ``h_l`` is the raw residual stream
 (index 0 = the embedding output, l = the output of block l - 1) as the hooks of
-:mod:`xling_probe.extraction.extract` capture it, so the final norm is applied here exactly once. The norm
+:mod:`xling_probe.extraction.runners` capture it, so the final norm is applied here exactly once. The norm
 and the unembedding are the model's own modules (Gemma's RMSNorm with (1 + w) included) and the
 model's final-logit soft-capping, tanh(z / c) * c, is applied when its config sets one. The last
 layer therefore reproduces the model's own logits; :func:`check_final_logits` verifies it.
@@ -34,14 +34,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LensError
+from ..extraction.runners import make_runner, model_inputs, pad_batch
 from ..models.loading import ModelHandle
+from .online import OnlineSoftmax
 
 #: Elements of one float32 logits chunk (layers x positions x vocabulary slice): 16 MiB.
 DEFAULT_CHUNK_ELEMENTS = 2**22
-LN2 = math.log(2.0)
 
 
-def check_lens_model(model: Any) -> ModelHandle:
+def check_lens_model(model: object) -> ModelHandle:
     """The handle, if the logit lens is defined for it; :class:`LensError` saying why not otherwise."""
     if not isinstance(model, ModelHandle):
         raise LensError("the logit lens needs a ModelHandle: model = xling_probe.load_model(...)")
@@ -233,7 +234,7 @@ def lens_stats(
             thr = None
             if rank_of is not None:
                 thr = lens.token_logits(x, _padded_ids(sets[rank_of][p0:p1], dev)).amax(-1)  # [lc, pc]
-            acc = _Accumulator(l1 - l0, p1 - p0, k, dev, with_final=xf is not None, names=list(sets), thr=thr,
+            acc = OnlineSoftmax(l1 - l0, p1 - p0, k, dev, with_final=xf is not None, names=list(sets), thr=thr,
                                rank_of=rank_of)
             for v0 in range(0, vocab, vc):
                 v1 = min(vocab, v0 + vc)
@@ -254,86 +255,6 @@ def lens_stats(
                 top_probs[l0:l1, p0:p1] = res["top_probs"].cpu()
     return LensStats(lse=lse, entropy_bits=ent, kl_to_final_bits=kl, sets=set_out, rank=rank,
                      top_ids=top_ids, top_probs=top_probs)
-
-
-class _Accumulator:
-    """Running (online-softmax) sums over vocabulary chunks for one (layers, positions) chunk."""
-
-    def __init__(self, n_l: int, n_p: int, k: int, dev: torch.device, *, with_final: bool, names: list[str],
-                 thr: torch.Tensor | None, rank_of: str | None):
-        f64 = dict(dtype=torch.float64, device=dev)
-        self.m = torch.full((n_l, n_p), -math.inf, **f64)
-        self.s = torch.zeros((n_l, n_p), **f64)  # sum exp(z - m)
-        self.t = torch.zeros((n_l, n_p), **f64)  # sum exp(z - m) * z
-        self.sets = {name: torch.zeros((n_l, n_p), **f64) for name in names}
-        self.with_final = with_final
-        if with_final:
-            self.mf = torch.full((n_p,), -math.inf, **f64)
-            self.sf = torch.zeros((n_p,), **f64)  # sum exp(z_L - m_L)
-            self.u = torch.zeros((n_l, n_p), **f64)  # sum exp(z_L - m_L) * (z_L - z_l)
-        self.thr = thr
-        self.rank_of = rank_of
-        self.count = torch.zeros((n_l, n_p), dtype=torch.long, device=dev) if thr is not None else None
-        self.k = k
-        self.top_v = torch.empty((n_l, n_p, 0), dtype=torch.float32, device=dev)
-        self.top_i = torch.empty((n_l, n_p, 0), dtype=torch.long, device=dev)
-
-    def update(self, z: torch.Tensor, zf: torch.Tensor | None, v0: int, v1: int,
-               pairs: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        m_new = torch.maximum(self.m, z.amax(-1).double())
-        scale = torch.exp(self.m - m_new)  # exp(-inf) = 0 on the first chunk
-        e = torch.exp(z - m_new.unsqueeze(-1).float())  # [l, p, v] float32, values in (0, 1]
-        self.s = self.s * scale + e.sum(-1).double()
-        self.t = self.t * scale + torch.einsum("lpv,lpv->lp", e, z).double()  # sum e*z, no temporary
-        if self.count is not None:
-            self.count += (z > self.thr.unsqueeze(-1)).sum(-1)
-        for name, (pp, tt) in pairs.items():
-            lo = int(torch.searchsorted(tt, v0))
-            hi = int(torch.searchsorted(tt, v1))
-            acc = self.sets[name] * scale
-            if hi > lo:
-                p_in, t_in = pp[lo:hi], tt[lo:hi] - v0
-                acc = acc.index_add(1, p_in, e[:, p_in, t_in].double())  # e[:, p, t]: [l, pairs in chunk]
-                if name == self.rank_of:
-                    # The threshold came from a differently shaped matmul: a set token that rounds a
-                    # hair above it must not count as outranking its own set.
-                    above = (z[:, p_in, t_in] > self.thr[:, p_in]).long()
-                    self.count.index_add_(1, p_in, -above)
-            self.sets[name] = acc
-        self.m = m_new
-        if self.with_final:
-            mf_new = torch.maximum(self.mf, zf.amax(-1).double())
-            sc = torch.exp(self.mf - mf_new)
-            ef = torch.exp(zf - mf_new.unsqueeze(-1).float())  # [p, v]
-            self.sf = self.sf * sc + ef.sum(-1).double()
-            # difference first: splitting it into sum ef * zf - sum ef * z cancels badly near the last layer
-            self.u = self.u * sc + torch.einsum("lpv,pv->lp", zf.unsqueeze(0) - z, ef).double()
-            self.mf = mf_new
-        if self.k:
-            kk = min(self.k, z.shape[-1])
-            v, i = torch.topk(z, kk, dim=-1)
-            cat_v = torch.cat([self.top_v, v], -1)
-            cat_i = torch.cat([self.top_i, i + v0], -1)
-            keep = min(self.k, cat_v.shape[-1])
-            best_v, pos = torch.topk(cat_v, keep, dim=-1)
-            self.top_v, self.top_i = best_v, torch.gather(cat_i, -1, pos)
-
-    def result(self) -> dict[str, Any]:
-        lse = self.m + torch.log(self.s)
-        out: dict[str, Any] = {
-            "lse": lse,
-            "entropy_bits": (lse - self.t / self.s) / LN2,
-            "sets": {name: acc / self.s for name, acc in self.sets.items()},
-        }
-        if self.with_final:
-            lse_f = self.mf + torch.log(self.sf)
-            out["kl_bits"] = ((self.u / self.sf.unsqueeze(0) - lse_f.unsqueeze(0) + lse) / LN2).clamp(min=0.0)
-        if self.count is not None:
-            out["rank"] = self.count + 1
-        if self.k:
-            out["top_ids"] = self.top_i
-            out["top_probs"] = torch.exp(self.top_v.double() - lse.unsqueeze(-1)).float()
-        return out
 
 
 def check_final_logits(model: ModelHandle, lens: Lens, inputs: Mapping[str, torch.Tensor],
@@ -397,8 +318,6 @@ def run_batches(model: ModelHandle, rows: Sequence[Sequence[int]], layers: Seque
     row's last real token at position -1, and positions come from the attention mask, so padding
     changes nothing for a causal model.
     """
-    from ..extraction.extract import make_runner, model_inputs, pad_batch
-
     if batch_size < 1:
         raise LensError(f"batch_size must be >= 1, got {batch_size}")
     if keep not in ("last", "all"):

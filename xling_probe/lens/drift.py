@@ -11,16 +11,17 @@ at every layer. Per layer and item:
 
 Per layer report: P(target), P(English), P(source), entropy (bits), rank of the target, KL to the
 final layer; mean over items with a 95% interval (Gaussian and bootstrap). The bootstrap is seeded
-(:mod:`xling_probe.lens.stats`) and the per-item values are kept. P(English) is P(latent) with
+(:mod:`xling_probe.lens.intervals`) and the per-item values are kept. P(English) is P(latent) with
 the default ``latent="en"``. Expected shape on multilingual decoders: P(English) rises in the
 middle layers before P(target) rises in the last layers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,9 +29,12 @@ import torch
 from ..errors import LensError
 from .core import DEFAULT_CHUNK_ELEMENTS, Lens, check_final_logits, encode, lens_stats, run_batches
 from .prompts import TASKS, build_prompts
-from .stats import STATS, mean_intervals
+from .intervals import STATS, mean_intervals
 from .tokensets import DropReport, build_item_sets
 from .words import load_words
+
+if TYPE_CHECKING:
+    from ..models.loading import ModelHandle
 
 METRICS = ("p_target", "p_latent", "p_source", "entropy_bits", "rank_target", "kl_to_final_bits")
 _LANG_OF = {"p_target": "target", "p_latent": "latent", "p_source": "source"}
@@ -60,6 +64,13 @@ class DriftResult:
     level: float = 0.95
     meta: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # frozen all the way down: read-only arrays behind read-only mappings
+        values = {m: _readonly(v) for m, v in self.values.items()}
+        summary = {m: MappingProxyType({s: _readonly(a) for s, a in stats.items()}) for m, stats in self.summary.items()}
+        object.__setattr__(self, "values", MappingProxyType(values))
+        object.__setattr__(self, "summary", MappingProxyType(summary))
+
     @property
     def n_items(self) -> int:
         return len(self.concepts)
@@ -76,6 +87,44 @@ class DriftResult:
         if stat not in STATS:
             raise LensError(f"unknown statistic {stat!r}; use one of {', '.join(STATS)}")
         return self.summary[metric][stat]
+
+    def sel(self, metric: str = "p_target", layer: int | Sequence[int] | str | None = None,
+            stat: str = "mean") -> float | np.ndarray:
+        """One statistic of one metric by name: a float at one ``layer``, else a read-only ``[layer]`` array.
+
+        ``layer``: a residual-stream index (negative counts from the last), several, a layer string
+        (``"3-5"``) or None (every layer); resolved by :func:`xling_probe.labels.select_layers`.
+        ``stat``: one of :data:`~xling_probe.lens.intervals.STATS` (mean, sd, ci_low, ci_high, boot_low,
+        boot_high) or ``"values"`` for the per-item values ``[item]`` (one layer) / ``[item, layer]``.
+        """
+        from ..labels import layer_position, select_layers
+
+        if stat == "values":
+            if metric not in self.values:
+                raise LensError(f"unknown metric {metric!r}; use one of {', '.join(self.values)}")
+            data = self.values[metric]
+        else:
+            data = self.curve(metric, stat)
+        if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+            j = layer_position(layer, self.layers, error=LensError)
+            return data[..., j].copy() if stat == "values" else float(data[j])
+        out = np.asarray(data)[..., select_layers(layer, self.layers, error=LensError)].copy()
+        out.setflags(write=False)
+        return out
+
+    def to_dict(self, *, items: bool = False) -> dict[str, Any]:
+        """JSON-safe summary (lists, None for NaN): labels, drops, per-layer ``curves[metric][stat]``
+        and ``meta``; ``items=True`` adds the per-item values ``values[metric]`` as ``[item][layer]``."""
+        out: dict[str, Any] = {
+            "model": self.model, "source": self.source, "target": self.target, "latent": self.latent,
+            "task": self.task, "n_items": self.n_items, "level": self.level, "layers": [int(x) for x in self.layers],
+            "dropped": {"n": len(self.dropped), "reasons": self.dropped.counts()},
+            "curves": {m: {s: _floats(arr) for s, arr in stats.items()} for m, stats in self.summary.items()},
+            "concepts": list(self.concepts), "meta": _json_safe(dict(self.meta)),
+        }
+        if items:
+            out["values"] = {m: [_floats(row) for row in v] for m, v in self.values.items()}
+        return out
 
     def to_dataframe(self):
         """Tidy summary: one row per (metric, layer) with the mean and both intervals."""
@@ -136,13 +185,41 @@ class DriftResult:
                 f"items={self.n_items}, layers={len(self.layers)}, dropped={len(self.dropped)})")
 
 
+def _readonly(a: Any) -> np.ndarray:
+    out = np.asarray(a)
+    out.setflags(write=False)
+    return out
+
+
+def _floats(values: Any) -> list[float | None]:
+    """A 1-D array as a JSON-safe list (NaN and +-inf -> None)."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+
+
+def _json_safe(obj: Any) -> Any:
+    """``obj`` with numpy scalars and arrays as Python values and non-finite floats as None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
 def _label(result: DriftResult, metric: str) -> str:
     lang = result.language_of(metric)
     return f"P({lang})" if lang else metric
 
 
 def language_drift(
-    model: Any,
+    model: ModelHandle,
     items: Any = None,
     *,
     source: str | None = None,

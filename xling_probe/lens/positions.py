@@ -10,15 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..errors import LensError
-from ..extraction.extract import resolve_layers
+from ..labels import LayerSpec, resolve_layers
 from .core import DEFAULT_CHUNK_ELEMENTS, Lens, LensStats, check_final_logits, encode, lens_stats, run_batches
 from .prompts import Prompt
+
+if TYPE_CHECKING:
+    from ..models.loading import ModelHandle
+
+
+#: The fields of a :class:`PositionTable` that :meth:`PositionTable.sel` selects from.
+TABLE_FIELDS = ("top_tokens", "top_ids", "top_probs", "entropy_bits", "kl_to_final_bits")
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +48,12 @@ class PositionTable:
     kl_to_final_bits: np.ndarray
     vocab_text: dict[int, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name in ("top_ids", "top_probs", "entropy_bits", "kl_to_final_bits"):
+            arr = np.asarray(getattr(self, name))
+            arr.setflags(write=False)  # a frozen table: its arrays are read-only too
+            object.__setattr__(self, name, arr)
+
     @property
     def top_tokens(self) -> np.ndarray:
         """Decoded text of ``top_ids`` (object array ``[layer, position, k]``)."""
@@ -52,6 +65,56 @@ class PositionTable:
 
         cols = [f"{t}:{tok}" for t, tok in enumerate(self.input_tokens)]
         return pd.DataFrame(self.top_tokens[:, :, 0], index=pd.Index(self.layers, name="layer"), columns=cols)
+
+    @classmethod
+    def from_stats(cls, model_name: str, prompt: str, layers: Sequence[int], ids: Sequence[int], stats: LensStats,
+                   tokenizer: Any) -> PositionTable:
+        """The table of one prompt from its :class:`~xling_probe.lens.core.LensStats` (``top_k`` > 0, with
+        the KL): ``ids`` are the prompt's token ids, ``layers`` the residual-stream indices of the stats."""
+        vocab_text = decode_tokens(tokenizer, list(ids) + stats.top_ids.reshape(-1).tolist())
+        return cls(
+            model=model_name, prompt=prompt, layers=tuple(int(x) for x in layers), input_ids=tuple(int(i) for i in ids),
+            input_tokens=tuple(vocab_text[int(i)] for i in ids), top_ids=stats.top_ids.numpy(),
+            top_probs=stats.top_probs.numpy(), entropy_bits=stats.entropy_bits.numpy(),
+            kl_to_final_bits=stats.kl_to_final_bits.numpy(), vocab_text=vocab_text,
+        )
+
+    def sel(self, field: str = "top_tokens", layer: int | None = None, position: int | None = None) -> Any:
+        """One field by label: ``field`` in :data:`TABLE_FIELDS`; ``layer`` a residual-stream index (negative
+        counts from the last, :func:`xling_probe.labels.layer_position`), ``position`` a prompt position
+        (negative from the end). None keeps that axis: e.g. ``sel("top_tokens", layer=-1)`` is ``[position, k]``."""
+        from ..labels import layer_position
+
+        if field not in TABLE_FIELDS:
+            raise LensError(f"unknown field {field!r}; use one of {', '.join(TABLE_FIELDS)}")
+        data = np.asarray(getattr(self, field))
+        if layer is not None:
+            data = data[layer_position(layer, self.layers, error=LensError)]
+        if position is not None:
+            n = len(self.input_ids)
+            if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or not -n <= position < n:
+                raise LensError(f"position {position!r} is out of range for a prompt of {n} tokens (0..{n - 1}, "
+                                "or negative from the end)")
+            data = data[position] if layer is not None else data[:, position]
+        if data.ndim == 0:
+            return data.item()
+        out = data.copy()
+        out.setflags(write=False)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe table: labels, ``top_ids``/``top_tokens``/``top_probs`` as ``[layer][position][k]`` lists,
+        ``entropy_bits`` and ``kl_to_final_bits`` as ``[layer][position]`` (None for NaN)."""
+        def floats(a: np.ndarray) -> list[list[float | None]]:
+            return [[float(v) if np.isfinite(v) else None for v in row] for row in np.asarray(a, dtype=np.float64)]
+
+        return {
+            "model": self.model, "prompt": self.prompt, "layers": [int(x) for x in self.layers],
+            "input_ids": [int(i) for i in self.input_ids], "input_tokens": list(self.input_tokens),
+            "top_ids": self.top_ids.astype(int).tolist(), "top_tokens": self.top_tokens.tolist(),
+            "top_probs": [[[float(p) for p in cell] for cell in row] for row in self.top_probs],
+            "entropy_bits": floats(self.entropy_bits), "kl_to_final_bits": floats(self.kl_to_final_bits),
+        }
 
     def to_dataframe(self):
         """Tidy: one row per (layer, position, rank) with the token, its probability, entropy and KL."""
@@ -97,9 +160,9 @@ def decode_tokens(tokenizer: Any, ids: Sequence[int]) -> dict[int, str]:
 
 
 def iter_text_stats(
-    model: Any,
+    model: ModelHandle,
     texts: Sequence[str],
-    layers: Any = "all",
+    layers: LayerSpec = "all",
     *,
     top_k: int = 5,
     batch_size: int = 4,
@@ -132,11 +195,11 @@ def iter_text_stats(
 
 
 def lens_table(
-    model: Any,
+    model: ModelHandle,
     prompt: str | Prompt,
     *,
     top_k: int = 5,
-    layers: Any = "all",
+    layers: LayerSpec = "all",
     chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
     check: bool = True,
 ) -> PositionTable:
@@ -148,10 +211,4 @@ def lens_table(
         raise LensError(f"top_k must be >= 1, got {top_k}")
     (_, ids, _, used, stats), = list(iter_text_stats(model, [text], layers, top_k=top_k, batch_size=1,
                                                      chunk_elements=chunk_elements, check=check))
-    vocab_text = decode_tokens(model.tokenizer, list(ids) + stats.top_ids.reshape(-1).tolist())
-    return PositionTable(
-        model=model.name, prompt=text, layers=tuple(used), input_ids=tuple(ids),
-        input_tokens=tuple(vocab_text[i] for i in ids), top_ids=stats.top_ids.numpy(),
-        top_probs=stats.top_probs.numpy(), entropy_bits=stats.entropy_bits.numpy(),
-        kl_to_final_bits=stats.kl_to_final_bits.numpy(), vocab_text=vocab_text,
-    )
+    return PositionTable.from_stats(model.name, text, used, ids, stats, model.tokenizer)

@@ -28,14 +28,18 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import LensError
+from ..labels import LayerSpec
 from ..data.languages import base_language, normalize_codes
 from .core import DEFAULT_CHUNK_ELEMENTS
 from .positions import decode_tokens, iter_text_stats
+
+if TYPE_CHECKING:
+    from ..models.loading import ModelHandle
 
 DEFAULT_LINGUA_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "ru", "zh", "ja", "ko", "ar", "hi")
 # Words that qualify a character's name before its script ('FULLWIDTH LATIN CAPITAL LETTER A').
@@ -150,14 +154,14 @@ class SharesResult:
 
 
 def language_shares(
-    model: Any,
+    model: ModelHandle,
     texts: str | Sequence[str],
     *,
     top_k: int = 10,
     by: str = "script",
     weight: str = "probability",
     languages: Sequence[str] | None = None,
-    layers: Any = "all",
+    layers: LayerSpec = "all",
     batch_size: int = 4,
     chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
     progress: bool = True,

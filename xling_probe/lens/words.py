@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LanguageCodeError, LensError
-from ..data.languages import normalize_code, resolve
+from ..data.languages import normalize_code
+from ..labels import resolve_language
 
 WORDS_FILE = "words.csv"
 #: Separator of alternative spellings inside one cell.
@@ -200,7 +201,7 @@ class WordList:
     def resolve_language(self, language: str) -> str:
         """The column code for ``language``; :class:`LensError` when the list has no such column."""
         try:
-            return resolve(language, self.languages)
+            return resolve_language(language, self.languages, what="the word list's languages")
         except LanguageCodeError as exc:
             code = _safe_code(language)
             if code is None:

@@ -30,21 +30,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..extraction.activations import Activations
 from ..errors import MetricError
-from .metrics import anc_from_correlations, cka_ratio, standardize
+from ..extraction.activations import Activations
+from ..labels import resolve_language, resolve_pairs, select_layers
+from .assemble import assemble
+from .cross_layer import CrossLayerResult
 from .kernels import LangState, cka_null_products, pair_hsic, score_pair, self_hsic
-from .result import (
-    DEFAULT_METRICS,
-    CrossLayerResult,
-    SimilarityResult,
-    assemble,
-    is_directional,
-    language_of,
-    layer_indices,
-    parse_metrics,
-    resolve_pairs,
-)
+from .metrics import anc_from_correlations, cka_ratio, standardize
+from .registry import DEFAULT_METRICS, METRICS, cka_form as choose_cka_form, metric_spec, parse_metrics
+from .result import SimilarityResult
 
 __all__ = ["DEFAULT_METRICS", "cross_layer_similarity", "draws", "similarity"]
 
@@ -81,22 +75,27 @@ def similarity(
     acts: :class:`Activations` (layer x language x sentence x hidden); row i of each language is
         the same sentence.
     metrics: names from ``cka``, ``cka_debiased``, ``anc`` (signed mean), ``anc_abs`` (mean |r|),
-        ``p@k`` (cosine retrieval precision at k, both directions), ``mexa``, ``mknn@k``.
-    pairs: ``"all"``, ``"pivot:en"`` or ``[(a, b), ...]``.
-    layers: ``"all"`` or residual-stream indices (0 = embeddings, l = output of block l-1).
+        ``p@k`` (cosine retrieval precision at k, both directions), ``mexa``, ``mknn@k``, as a list or a
+        comma-separated string; aliases such as ``p_at_1`` are read by
+        :func:`~xling_probe.measures.registry.metric_spec`.
+    pairs: ``"all"``, ``"pivot:en"``, ``"en-de,en-zh"`` or ``[(a, b), ...]``
+        (:func:`xling_probe.labels.resolve_pairs`; languages in any spelling).
+    layers: ``"all"``, residual-stream indices (0 = embeddings, l = output of block l-1; negative from
+        the end) or a string like ``"1-5"`` (:func:`xling_probe.labels.select_layers`).
     null_permutations: shuffled pairings per value (0 = no null). With 20, a value above every
         permutation is significant at p = 1/21 < 0.05 (``result.above_null``).
     bootstrap: resamples of the sentences for the ``ci`` percentile interval (0 = none).
     seed: seeds the permutations and resamples (the same draws for every pair and layer).
     device: torch device for the computation (default: cpu; "cuda" moves each chunk to the GPU).
-    cka_form: "auto" (cheapest total cost), "gram" or "feature".
+    cka_form: "auto" (cheapest total cost, :func:`~xling_probe.measures.registry.cka_form`), "gram" or "feature".
     max_memory_gb: working-memory budget that sets how many layers are batched together.
     """
     if not isinstance(acts, Activations):
         raise MetricError("similarity() needs an Activations object: acts = xling_probe.extraction.extract(model, corpus)")
     names = parse_metrics(metrics)
-    pair_list = resolve_pairs(acts, pairs)
-    li_all = layer_indices(acts, layers)
+    specs = [metric_spec(m) for m in names]
+    pair_list = resolve_pairs(pairs, acts.languages, acts.labels, error=MetricError)
+    li_all = select_layers(layers, acts.layers, error=MetricError)
     for label, v in (("null_permutations", null_permutations), ("bootstrap", bootstrap)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise MetricError(f"{label} must be an int >= 0, got {v!r}")
@@ -105,8 +104,8 @@ def similarity(
     if cka_form not in ("auto", "gram", "feature"):
         raise MetricError(f"cka_form must be 'auto', 'gram' or 'feature', got {cka_form!r}")
     n, d = acts.n_sentences, acts.hidden_size
-    ks = {int(m[2:]) for m in names if m.startswith("p@")}
-    mknn_ks = {int(m[5:]) for m in names if m.startswith("mknn@")}
+    ks = {s.k for s in specs if s.family == "retrieval"}
+    mknn_ks = {s.k for s in specs if s.family == "mknn"}
     min_n = max([4 if "cka_debiased" in names else 2] + [k for k in ks] + [k + 1 for k in mknn_ks])
     if n < min_n:
         why = "debiased CKA needs N >= 4" if "cka_debiased" in names and n < 4 else "k must not exceed the sentences"
@@ -114,9 +113,11 @@ def similarity(
     langs = tuple(x for x in acts.languages if any(x in p for p in pair_list))
     gi = [acts.languages.index(x) for x in langs]
     R, B = int(null_permutations), int(bootstrap)
-    need = {"cos" for m in names if m.startswith(("p@", "mexa", "mknn"))}
-    need |= {"anc" for m in names if m.startswith("anc")} | {"cka" for m in names if m.startswith("cka")}
-    form = _choose_form(cka_form, n, d, len(langs), len(pair_list), R, B, max_memory_gb) if "cka" in need else "none"
+    need = {s.kernel for s in specs}
+    form = "none"
+    if "cka" in need:
+        form = cka_form if cka_form != "auto" else choose_cka_form(
+            n, d, languages=len(langs), pairs=len(pair_list), permutations=R, bootstrap=B, budget_gb=max_memory_gb)
     dev = torch.device(device) if device is not None else torch.device("cpu")
 
     perms_np, boot_idx = draws(n, R, B, seed)
@@ -131,7 +132,7 @@ def similarity(
     slots: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
     for m in names:
         for a, b in pair_list:
-            for s in ([(a, b), (b, a)] if is_directional(m) else [(a, b)]):
+            for s in ([(a, b), (b, a)] if metric_spec(m).directional else [(a, b)]):
                 slots[(m, *s)] = {"value": np.full(L, np.nan), "null": np.full((L, R), np.nan), "boot": np.full((L, B), np.nan)}
     excluded = {p: np.zeros(L, dtype=np.int64) for p in pair_list}
 
@@ -182,15 +183,6 @@ def draws(n: int, permutations: int, bootstrap: int, seed: int) -> tuple[np.ndar
     return perms, boot
 
 
-def _choose_form(cka_form: str, n: int, d: int, g: int, p: int, r: int, b: int, budget_gb: float) -> str:
-    if cka_form != "auto":
-        return cka_form
-    gram = g * n * n * d + p * n * n * (1 + r) + (2 * g + p) * n * n * b
-    feature = (g + p) * n * d * d * (1 + b) + p * r * n * d * d
-    fits = g * n * n * 8 <= budget_gb * 2**30 / 2  # one layer of Gram matrices in half the budget
-    return "gram" if gram <= feature and fits else "feature"
-
-
 def _bytes_per_layer(n: int, d: int, g: int, need: set[str], form: str, r: int, b: int) -> int:
     per_lang = n * d * 8  # the float64 copy of the data
     per_lang += n * d * 8 * (("cos" in need) + 2 * ("anc" in need))
@@ -224,11 +216,14 @@ def cross_layer_similarity(
     (signed or absolute), in one batched call. Returns a :class:`CrossLayerResult` [layer_a, layer_b]."""
     if not isinstance(acts, Activations):
         raise MetricError("cross_layer_similarity() needs an Activations object")
-    (metric,) = parse_metrics([metric])
-    if metric not in ("cka", "cka_debiased", "anc", "anc_abs"):
-        raise MetricError(f"cross_layer_similarity supports cka, cka_debiased, anc and anc_abs, not {metric!r}")
-    a, b = language_of(acts, lang_a), language_of(acts, lang_b)
-    idx = layer_indices(acts, layers)
+    spec = metric_spec(metric)
+    if not spec.cross_layer:
+        supported = ", ".join(m for m, s in METRICS.items() if s.cross_layer)
+        raise MetricError(f"cross_layer_similarity supports {supported}, not {spec.name!r}")
+    metric = spec.name
+    a, b = (resolve_language(x, acts.languages, acts.labels, error=MetricError, what="these activations")
+            for x in (lang_a, lang_b))
+    idx = select_layers(layers, acts.layers, error=MetricError)
     n, d, L = acts.n_sentences, acts.hidden_size, len(idx)
     if metric == "cka_debiased" and n < 4:
         raise MetricError(f"debiased CKA needs N >= 4 sentences, got {n}")
@@ -238,14 +233,14 @@ def cross_layer_similarity(
     _check_finite(block, [acts.layers[i] for i in idx], (a, b))
     x, y = block[:, 0], block[:, 1]
     with torch.no_grad():
-        if metric.startswith("anc"):
+        if spec.family == "anc":
             (zx, mx), (zy, my) = standardize(x), standardize(y)
             r = torch.einsum("ind,jnd->ijd", zx, zy) / n
             mat = anc_from_correlations(r, mx[:, None] & my[None], absolute=metric == "anc_abs")
             if bool(torch.isnan(mat).any()):
                 raise MetricError("every neuron has zero variance at some layer pair: ANC is undefined there")
         else:
-            form = "gram" if 2 * L * n * n * d + L * L * n * n <= 2 * L * n * d * d + L * L * n * d * d else "feature"
+            form = choose_cka_form(n, d, languages=2 * L, pairs=L * L)  # every layer of a against every layer of b
             sa, sb = LangState(x, {"cka"}, form, None, set()), LangState(y, {"cka"}, form, None, set())
             if form == "gram":
                 kl = sa.k.flatten(1) @ sb.k.flatten(1).T

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import MetricError
+from .registry import metric_spec
 from .metrics import (
     anc_from_correlations,
     argmax_unique,
@@ -94,7 +95,7 @@ def self_hsic(state: dict[str, LangState], names: Sequence[str], n: int, wt: tor
     """HSIC(K, K) of every language: the CKA normalisers, for the plain sample and every bootstrap sample.
     (A shuffled pairing permutes K's rows and columns together, which leaves HSIC(K, K) unchanged.)"""
     out: dict[str, dict] = {}
-    variants = [m for m in ("cka", "cka_debiased") if m in names]
+    variants = [m for m in names if metric_spec(m).family == "cka"]
     for lang, s in state.items():
         kk = s.kl(s)
         if bool((kk <= 0).any()):
@@ -164,7 +165,9 @@ def score_pair(A: LangState, B: LangState, names, ks, perms, wt, hs_a, hs_b,
             if wt is not None:
                 res["boot"] = cka_ratio(pair_hsic(kl_boot, A.rw, col(A.d), B.rw, col(B.d), wt, n, m), xx_boot, yy_boot)
             out[(m, "ab")] = res
-    anc_names = [m for m in names if m.startswith("anc")]
+    specs = [metric_spec(m) for m in names]
+    anc_names = [s.name for s in specs if s.family == "anc"]
+    retrieval = {s.k: s.name for s in specs if s.family == "retrieval"}
     if anc_names:  # ---- ANC from z-scores (Pearson r = mean of z products)
         mask = A.mask & B.mask
         r = neuron_correlations(A.z, B.z)
@@ -185,7 +188,7 @@ def score_pair(A: LangState, B: LangState, names, ks, perms, wt, hs_a, hs_b,
             if r_boot is not None:
                 res["boot"] = anc_from_correlations(r_boot, mask_boot, absolute=absolute)
             out[(m, "ab")] = res
-    if any(m.startswith(("p@", "mexa")) for m in names):  # ---- cosine similarity S[i, j] = cos(a_i, b_j)
+    if any(s.family in ("retrieval", "mexa") for s in specs):  # ---- cosine similarity S[i, j] = cos(a_i, b_j)
         s = A.xn @ B.xn.transpose(-1, -2)
         own = torch.arange(n, device=s.device)
         if "mexa" in names:
@@ -201,8 +204,9 @@ def score_pair(A: LangState, B: LangState, names, ks, perms, wt, hs_a, hs_b,
             if R:  # pairing i <-> perm(i): a_i should retrieve b_perm(i); b_perm(i) should retrieve a_i
                 null_ab = (top_row[:, None] == perms[None, :, :, None]).any(-1)
                 null_ba = (top_col[:, perms] == own[None, None, :, None]).any(-1)
-            out[(f"p@{k}", "ab")] = _hits(hit_ab, null_ab, wt)
-            out[(f"p@{k}", "ba")] = _hits(hit_ba, null_ba, wt)
+            name = retrieval[k]  # ks are the K of the requested retrieval metrics
+            out[(name, "ab")] = _hits(hit_ab, null_ab, wt)
+            out[(name, "ba")] = _hits(hit_ba, null_ba, wt)
         if "mexa" in names:  # row i counts when S[i, i] is the strict maximum of its row AND its column
             row_win = torch.where(uniq_row, arg_row, -1)
             col_win = torch.where(uniq_col, arg_col, -1)
@@ -210,9 +214,9 @@ def score_pair(A: LangState, B: LangState, names, ks, perms, wt, hs_a, hs_b,
             null = ((row_win[:, None] == perms[None]) & (col_win[:, perms] == own)) if R else None
             out[("mexa", "ab")] = _hits(hit, null, wt)
         del s
-    for m in names:
-        if m.startswith("mknn@"):  # ---- mutual k-NN: shared neighbours of i within a and within b
-            k = int(m[5:])
+    for spec in specs:
+        if spec.family == "mknn":  # ---- mutual k-NN: shared neighbours of i within a and within b
+            m, k = spec.name, spec.k
             na, nb = A.knn[k], B.knn[k]
             hit = (na.unsqueeze(-1) == nb.unsqueeze(-2)).any(-1).sum(-1).to(torch.float64) / k
             null = None

@@ -28,76 +28,16 @@ Definitions (docs/science.md, "Similarity measures"):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
 from ..errors import MetricError
+from .inputs import ArrayLike, _scalar, _to_numpy, as_float64, paired
+from .registry import cka_form
 
-ArrayLike = Any  # numpy array, torch tensor or nested sequence of numbers
 CkaForm = Literal["auto", "feature", "gram"]
-
-
-# ---------------------------------------------------------------------------------- validation
-def as_float64(x: ArrayLike, name: str = "x") -> torch.Tensor:
-    """``x`` as a float64 tensor ``[..., N, D]`` on its own device; rejects NaN, inf and bad shapes."""
-    if isinstance(x, torch.Tensor):
-        t = x.detach()
-        if t.is_complex() or t.dtype == torch.bool:
-            raise MetricError(f"{name} must hold real numbers, got a {t.dtype} tensor")
-        t = t.to(torch.float64)
-    else:
-        try:
-            arr = np.asarray(x, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise MetricError(f"{name} must be a numeric array [N, D]; could not convert it ({exc})") from None
-        if not arr.flags.writeable or not arr.flags.c_contiguous:
-            arr = np.array(arr, order="C")  # torch.from_numpy needs a writable, positively strided array
-        t = torch.from_numpy(arr)
-    if t.ndim < 2:
-        raise MetricError(
-            f"{name} must have shape [N, D] (sentences x hidden) or [..., N, D], got shape {tuple(t.shape)}"
-        )
-    if t.shape[-2] == 0 or t.shape[-1] == 0:
-        raise MetricError(f"{name} is empty (shape {tuple(t.shape)})")
-    if not bool(torch.isfinite(t).all()):
-        bad = (~torch.isfinite(t)).nonzero()[0].tolist()
-        raise MetricError(
-            f"{name} contains NaN or inf (first at index {bad}); check the extraction (float16 overflow?) "
-            "or drop the broken sentences before scoring"
-        )
-    return t
-
-
-def paired(x: ArrayLike, y: ArrayLike, *, same_width: bool = False, min_n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate two paired stacks ``[..., N, D]``: same leading axes, same N, optionally same D."""
-    X, Y = as_float64(x, "x"), as_float64(y, "y")
-    if X.shape[-2] != Y.shape[-2]:
-        raise MetricError(
-            f"x has {X.shape[-2]} sentences but y has {Y.shape[-2]}: row i of x and row i of y must be "
-            "translations of each other, so both need the same sentences in the same order"
-        )
-    if X.shape[:-2] != Y.shape[:-2]:
-        raise MetricError(f"leading (batch) axes differ: x {tuple(X.shape[:-2])} vs y {tuple(Y.shape[:-2])}")
-    if same_width and X.shape[-1] != Y.shape[-1]:
-        raise MetricError(
-            f"x has {X.shape[-1]} hidden dimensions but y has {Y.shape[-1]}; this metric compares "
-            "neuron d of x with neuron d of y (or cosines), so both need the same width"
-        )
-    if X.shape[-2] < min_n:
-        raise MetricError(f"need at least {min_n} sentences, got {X.shape[-2]}")
-    if X.device != Y.device:
-        Y = Y.to(X.device)
-    return X, Y
-
-
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy()
-
-
-def _scalar(a: np.ndarray) -> float:
-    return float(np.asarray(a).reshape(()))
 
 
 # ---------------------------------------------------------------------------------- CKA
@@ -163,11 +103,6 @@ def cka_ratio(xy: torch.Tensor, xx: torch.Tensor, yy: torch.Tensor) -> torch.Ten
     return torch.where(den > 0, out, torch.full_like(out, float("nan")))
 
 
-def choose_form(n: int, d_x: int, d_y: int) -> str:
-    """The cheaper CKA form for one pair: the feature form (D x D) when D < N, else the Gram form (N x N)."""
-    return "feature" if max(d_x, d_y) < n else "gram"
-
-
 def gram_parts(xc: torch.Tensor, yc: torch.Tensor, form: str) -> dict[str, torch.Tensor]:
     """<K, L>, <K, K>, <L, L>, diagonals and row sums of K = Xc Xc^T, L = Yc Yc^T, batched.
 
@@ -208,7 +143,7 @@ def linear_cka_batched(x: ArrayLike, y: ArrayLike, *, debiased: bool = False, fo
     if form not in ("auto", "feature", "gram"):
         raise MetricError(f"form must be 'auto', 'feature' or 'gram', got {form!r}")
     if form == "auto":
-        form = choose_form(n, X.shape[-1], Y.shape[-1])
+        form = cka_form(n, max(X.shape[-1], Y.shape[-1]))  # the min(N, D) rule
     xc, yc = center(X), center(Y)
     for name, m in (("x", xc), ("y", yc)):
         flat = (m * m).sum((-2, -1)).reshape(-1)

@@ -1,8 +1,11 @@
-"""The only module that knows where architectures keep their parts.
+"""The only module that knows architectures: where they keep their parts and what their model types are.
 
 For a Hugging Face model it finds the transformer blocks (whose outputs are the residual
 stream), the base model that runs them without the LM head, the final norm and the
-unembedding, and the final-logit soft-capping when the config has one.
+unembedding, and the final-logit soft-capping when the config has one. The model-type tables
+live here too: which configs are causal LMs (:func:`is_causal_lm`, used by loading), which are
+bidirectional encoders (:func:`is_encoder`), and which hub id names the TransformerLens adapter of
+a model type (:func:`tl_adapter_name`).
 """
 
 from __future__ import annotations
@@ -65,16 +68,45 @@ class Parts:
     logit_softcap: float | None
 
 
+#: Model types that are causal LMs even when their config names no ``*ForCausalLM`` architecture.
+CAUSAL_MODEL_TYPES = frozenset({"gemma3_text", "gemma", "gemma2", "llama", "qwen2", "qwen3", "mistral", "gpt2",
+                                "gpt_neox", "opt", "bloom", "phi3"})
+#: Model types of bidirectional encoders.
+ENCODER_MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "electra", "distilbert",
+                                 "xlm", "camembert", "mpnet", "modernbert"})
+#: Model type -> a hub id whose architecture TransformerLens' ``boot_transformers`` has an adapter for.
+TL_ADAPTERS = {"gemma3_text": "google/gemma-3-270m", "gemma3": "google/gemma-3-270m", "gpt2": "gpt2",
+               "llama": "meta-llama/Llama-3.2-1B", "qwen2": "Qwen/Qwen2.5-0.5B", "gemma2": "google/gemma-2-2b"}
+
+
+def _names_causal_head(config: Any) -> bool:
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (getattr(config, "architectures", None) or []))
+
+
+def is_causal_lm(config: Any) -> bool:
+    """Whether an HF config describes a causal LM (to load with ``AutoModelForCausalLM``, keeping the LM head)."""
+    return (bool(getattr(config, "is_decoder", False)) or _names_causal_head(config)
+            or getattr(config, "model_type", "") in CAUSAL_MODEL_TYPES)
+
+
+def tl_adapter_name(config: Any) -> str:
+    """The name TransformerLens' ``boot_transformers`` reads an architecture from, for a config without a hub id.
+
+    With ``hf_model`` given the bridge only needs a name whose architecture matches; the model
+    type's canonical hub id when known, else the model type itself.
+    """
+    model_type = getattr(config, "model_type", "")
+    return TL_ADAPTERS.get(model_type, model_type or "model")
+
+
 def is_encoder(model: nn.Module) -> bool:
     """True for bidirectional encoders (BERT, XLM-R...), False for causal decoders."""
     cfg = model.config
     if getattr(cfg, "is_decoder", False) or getattr(cfg, "is_encoder_decoder", False):
         return False
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (getattr(cfg, "architectures", None) or [])):
+    if _names_causal_head(cfg):
         return False
-    model_type = getattr(cfg, "model_type", "")
-    encoder_types = ("bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "electra", "distilbert", "xlm", "camembert", "mpnet", "modernbert")
-    return model_type in encoder_types
+    return getattr(cfg, "model_type", "") in ENCODER_MODEL_TYPES
 
 
 def find_parts(model: nn.Module) -> Parts:

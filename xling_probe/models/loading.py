@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .arch import Parts, find_parts, is_encoder
+from .arch import Parts, find_parts, is_causal_lm, is_encoder
 from ..errors import ModelLoadError
 
 DEFAULT_MODEL = "gemma3-270m"
@@ -31,8 +31,8 @@ BACKENDS = ("hf", "transformer_lens")
 class ModelHandle:
     """A loaded model with the facts the analyses need.
 
-    ``n_layers`` is the number of transformer blocks L; activations have L + 1 residual-stream
-    states (0 = embeddings, l = after block l - 1). ``kind`` is ``"decoder"`` (causal LM) or
+    ``n_blocks`` is the number of transformer blocks L; activations have ``n_states`` = L + 1
+    residual-stream states, the "layers" of every result (0 = embeddings, l = after block l - 1). ``kind`` is ``"decoder"`` (causal LM) or
     ``"encoder"`` (bidirectional). ``fingerprint`` changes whenever the weights, config or
     tokenizer change, and keys the disk cache.
     """
@@ -42,7 +42,7 @@ class ModelHandle:
     name: str
     backend: str
     kind: Literal["decoder", "encoder"]
-    n_layers: int
+    n_blocks: int
     d_model: int
     has_unembedding: bool
     fingerprint: str
@@ -61,12 +61,12 @@ class ModelHandle:
     @property
     def n_states(self) -> int:
         """Number of residual-stream states: blocks + 1."""
-        return self.n_layers + 1
+        return self.n_blocks + 1
 
     def __repr__(self) -> str:
         return (
             f"ModelHandle({self.name!r}, backend={self.backend!r}, kind={self.kind!r}, "
-            f"blocks={self.n_layers}, width={self.d_model}, unembedding={self.has_unembedding}, "
+            f"blocks={self.n_blocks}, width={self.d_model}, unembedding={self.has_unembedding}, "
             f"device={self.device}, dtype={str(self.dtype).replace('torch.', '')})"
         )
 
@@ -131,11 +131,11 @@ def _resolve_device(device: Any) -> torch.device:
 
 
 def load_model(
-    name_or_path: Any = None,
+    name_or_path: str | os.PathLike[str] | nn.Module | ModelHandle | None = None,
     *,
     backend: str = "hf",
-    device: Any = None,
-    dtype: Any = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
     tokenizer: Any = None,
 ) -> ModelHandle:
     """Load a model and return a :class:`ModelHandle`.
@@ -184,7 +184,7 @@ def load_model(
         name=name,
         backend=backend,
         kind=kind,
-        n_layers=len(parts.blocks),
+        n_blocks=len(parts.blocks),
         d_model=int(model.config.hidden_size),
         has_unembedding=kind == "decoder" and parts.unembed is not None and parts.final_norm is not None,
         fingerprint=fingerprint(model, tok),
@@ -309,11 +309,7 @@ def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any, *, local_files_onl
             f"hub id{' (HF_HUB_OFFLINE=1: only local files are used)' if offline else ''}. "
             f"Check the name, or pass a local folder. Details: {str(exc).splitlines()[0]}"
         ) from None
-    archs = getattr(config, "architectures", None) or []
-    causal = getattr(config, "is_decoder", False) or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
-    if not causal and config.model_type in ("gemma3_text", "gemma", "gemma2", "llama", "qwen2", "qwen3", "mistral", "gpt2", "gpt_neox", "opt", "bloom", "phi3"):
-        causal = True
-    loader = AutoModelForCausalLM if causal else AutoModel
+    loader = AutoModelForCausalLM if is_causal_lm(config) else AutoModel
     try:
         model = loader.from_pretrained(folder, dtype=dtype, **local)
         tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(folder, **local)

@@ -9,25 +9,29 @@ along the upper edge and back along the lower edge, so a band trace holds its in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..errors import MetricError
+from ..labels import check_direction, pair_label
+from ..measures.registry import metric_spec
 from .style import CONDITION_STYLE, HEATMAP_SCALE, TEMPLATE, language_color, register, rgba
 
-METRIC_LABELS = {"cka": "linear CKA", "cka_debiased": "debiased CKA", "anc": "ANC (signed)", "anc_abs": "ANC (|r|)",
-                 "mexa": "MEXA alignment"}
+if TYPE_CHECKING:
+    from ..centering.result import NeutralityReport
+    from ..lens.drift import DriftResult
+    from ..measures.result import SimilarityResult
 
 
 def metric_label(metric: str) -> str:
-    if metric.startswith("p@"):
-        return f"retrieval P@{metric[2:]}"
-    if metric.startswith("mknn@"):
-        return f"mutual {metric[5:]}-NN"
-    return METRIC_LABELS.get(metric, metric)
+    """The display label of ``metric`` from the registry (``spec.label``); an unknown name is shown as written."""
+    try:
+        return metric_spec(metric).label
+    except MetricError:
+        return metric
 
 
 def band(x: Sequence[float], low: Sequence[float], high: Sequence[float], color: str, name: str,
@@ -49,47 +53,48 @@ def pair_colors(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
     return out
 
 
-def similarity_curves(result: Any, metric: str | None = None, pairs: Sequence[tuple[str, str]] | None = None,
-                      *, intervals: bool = True, null: bool = True, title: str | None = None) -> go.Figure:
+def similarity_curves(result: SimilarityResult, metric: str | None = None,
+                      pairs: Sequence[tuple[str, str]] | None = None, *, intervals: bool = True, null: bool = True,
+                      title: str | None = None) -> go.Figure:
     """Per-layer curves of one metric of a :class:`~xling_probe.measures.result.SimilarityResult`.
 
     One line per language pair (a -> b for directional metrics), its bootstrap interval as a
     band of the same colour, and the shuffled-pairing null as a grey band from the lowest null
     mean to the highest null maximum over the plotted pairs: values above the band beat every
     shuffled pairing. x = residual-stream layer (0 = embeddings, l = output of block l-1).
+    ``pairs`` (default: the result's pairs as written) in the grammar of :mod:`xling_probe.labels`.
     """
     register()
-    metric = metric or result.metrics[0]
-    mi = result._metric_index(metric)
-    pairs = [tuple(p) for p in (pairs or result.pairs)]
+    metric = result.spec(metric or result.metrics[0]).name
+    pairs = result.pair_slots(metric, pairs)
     for a, b in pairs:
         if (a, b) not in result.slots(metric):
             raise MetricError(f"pair {a}-{b} has no {metric} value; pairs of this result: "
-                              f"{', '.join(f'{x}-{y}' for x, y in result.pairs)}")
+                              f"{', '.join(pair_label(p) for p in result.pairs)}")
     layers = list(result.layers)
+    directed = result.spec(metric).directional
     fig = go.Figure()
     if null and result.has_null:
-        idx = [(result._lang_index(a), result._lang_index(b)) for a, b in pairs]
-        lo = np.min([result.arrays["null_mean"][mi, :, i, j] for i, j in idx], axis=0)
-        hi = np.max([result.arrays["null_max"][mi, :, i, j] for i, j in idx], axis=0)
+        lo = result.pair_curves(metric, pairs, field="null_mean").min(axis=1).to_numpy()
+        hi = result.pair_curves(metric, pairs, field="null_max").max(axis=1).to_numpy()
         fig.add_trace(band(layers, lo, hi, "#808080", "shuffled-pairing null", alpha=0.3, showlegend=True,
                            legendgroup="null"))
     colors = pair_colors(pairs)
     for a, b in pairs:
-        ia, ib = result._lang_index(a), result._lang_index(b)
-        name = f"{a}→{b}" if metric.startswith("p@") else f"{a}–{b}"
+        name = pair_label((a, b), directed) if directed else f"{a}–{b}"
         if intervals and result.has_ci:
-            fig.add_trace(band(layers, result.arrays["ci_low"][mi, :, ia, ib], result.arrays["ci_high"][mi, :, ia, ib],
+            fig.add_trace(band(layers, result.sel(metric, None, a, b, field="ci_low"),
+                               result.sel(metric, None, a, b, field="ci_high"),
                                colors[(a, b)], f"{name} {int(100 * result.settings.get('ci', 0.95))}% CI",
                                legendgroup=name))
-        fig.add_trace(go.Scatter(x=layers, y=result.arrays["value"][mi, :, ia, ib], mode="lines+markers", name=name,
+        fig.add_trace(go.Scatter(x=layers, y=result.sel(metric, None, a, b), mode="lines+markers", name=name,
                                  legendgroup=name, line=dict(color=colors[(a, b)], width=2), marker=dict(size=5)))
     fig.update_layout(template=TEMPLATE, title=title or f"{metric_label(metric)} per layer",
                       xaxis_title="layer (residual stream)", yaxis_title=metric_label(metric))
     return fig
 
 
-def neutrality_curves(report: Any, *, title: str | None = None, direction: str = "both") -> go.Figure:
+def neutrality_curves(report: NeutralityReport, *, title: str | None = None, direction: str = "both") -> go.Figure:
     """Three panels per layer for a :class:`~xling_probe.centering.evaluate.NeutralityReport`, one line per
     condition (raw, centered, projected): held-out retrieval P@k (mean over pairs in ``direction``:
     'both' = mean of a -> b and b -> a, 'forward' = a -> b, 'backward' = b -> a; band = min to max
@@ -104,8 +109,7 @@ def neutrality_curves(report: Any, *, title: str | None = None, direction: str =
     layers = list(report.layers)
     k = report.settings.get("k", 1)
     which = {"both": "both directions", "forward": "a→b", "backward": "b→a"}
-    if direction not in which:
-        raise MetricError(f"direction must be one of {list(which)}, got {direction!r}")
+    check_direction(direction)
     probe = {"knn": "k-NN", "logistic": "linear"}.get(getattr(report, "probe", "logistic"), "")
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.09,
                         subplot_titles=(f"retrieval P@{k} (held-out, {which[direction]})",
@@ -158,7 +162,7 @@ def neutrality_curves(report: Any, *, title: str | None = None, direction: str =
     return fig
 
 
-def latent_language(drift: Any, *, interval: str = "gaussian", title: str | None = None) -> go.Figure:
+def latent_language(drift: DriftResult, *, interval: str = "gaussian", title: str | None = None) -> go.Figure:
     """The latent-language figure of Wendler et al. for a :class:`~xling_probe.lens.DriftResult`.
 
     Bottom: mean P(target), P(latent) (English) and P(source) per layer, each with its 95% band

@@ -9,7 +9,7 @@ non-linear alternative, seeded with ``random_state``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -18,6 +18,9 @@ from plotly.subplots import make_subplots
 from ..errors import MetricError
 from ..linalg import robust_svd
 from .style import TEMPLATE, language_color, register
+
+if TYPE_CHECKING:
+    from ..extraction.activations import Activations
 
 METHODS = ("pca", "umap")
 
@@ -44,7 +47,7 @@ def project_2d(x: np.ndarray, method: str = "pca", *, seed: int = 0) -> np.ndarr
     raise MetricError(f"method must be one of {METHODS}, got {method!r}")
 
 
-def embedding_map(acts: Any, layer: int, *, method: str = "pca", centering: bool = True, seed: int = 0,
+def embedding_map(acts: Activations, layer: int, *, method: str = "pca", centering: bool = True, seed: int = 0,
                   title: str | None = None) -> go.Figure:
     """Sentences of every language at ``layer`` (residual-stream index) in 2-D, one colour per language.
 

@@ -8,47 +8,45 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 import plotly.graph_objects as go
 
 from ..errors import MetricError
+from ..labels import layer_position
+from ..measures.registry import metric_spec
 from .curves import metric_label
 from .style import HEATMAP_SCALE, TEMPLATE, register
 
-_BOUNDED = ("cka", "cka_debiased", "anc_abs", "mexa", "p@", "mknn")
-
+if TYPE_CHECKING:
+    from ..lens.positions import PositionTable
+    from ..measures.cross_layer import CrossLayerResult
+    from ..measures.result import SimilarityResult
 
 def _range(metric: str) -> dict[str, float]:
-    if metric == "anc":
-        return {"zmin": -1.0, "zmax": 1.0}
-    return {"zmin": 0.0, "zmax": 1.0} if metric.startswith(_BOUNDED) else {}
+    """The fixed colour range of ``metric`` (the registry's ``spec.scale``; none = fit the data)."""
+    scale = metric_spec(metric).scale
+    return {"zmin": scale[0], "zmax": scale[1]} if scale else {}
 
 
-def language_heatmap(result: Any, metric: str | None = None, layer: int | None = None, *,
+def language_heatmap(result: SimilarityResult, metric: str | None = None, layer: int | None = None, *,
                      field: str = "value", title: str | None = None) -> go.Figure:
     """Language x language matrix of one metric at one layer of a SimilarityResult.
 
-    ``z[i][j]`` = ``result.arrays[field][metric, layer, i, j]``: row = language a (the query
+    ``z[i][j]`` = ``result.matrix(metric, layer, field=field)``: row = language a (the query
     language for directional metrics), column = language b. Pairs that were not computed and
-    the diagonal are empty (NaN). ``layer`` is a residual-stream index (default: the layer where
-    the mean over pairs peaks).
+    the diagonal are empty (NaN). ``layer`` is a residual-stream index (default:
+    ``result.peak_layer(metric)``, the layer where the mean over pairs peaks).
     """
     register()
-    metric = metric or result.metrics[0]
-    mi = result._metric_index(metric)
-    if field not in result.arrays:
-        raise MetricError(f"field {field!r} is not in this result; fields: {sorted(result.arrays)}")
+    metric = result.spec(metric or result.metrics[0]).name
     if layer is None:
-        mean = np.nanmean(result.arrays["value"][mi].reshape(len(result.layers), -1), axis=1)
-        layer = result.layers[int(np.nanargmax(mean))]
-    if layer not in result.layers:
-        raise MetricError(f"layer {layer} is not in this result; layers: {list(result.layers)}")
-    z = result.arrays[field][mi, result.layers.index(layer)]
+        layer = result.peak_layer(metric)
+    z = result.matrix(metric, layer, field=field)
+    layer = result.layers[layer_position(layer, result.layers, error=MetricError)]
     langs = list(result.languages)
     fig = go.Figure(go.Heatmap(
-        z=z, x=langs, y=langs, colorscale=HEATMAP_SCALE, texttemplate="%{z:.2f}", textfont=dict(size=11),
+        z=z.to_numpy(), x=langs, y=langs, colorscale=HEATMAP_SCALE, texttemplate="%{z:.2f}", textfont=dict(size=11),
         colorbar=dict(title=dict(text=metric_label(metric))), **_range(metric),
         hovertemplate="%{y} → %{x}<br>%{z:.3f}<extra></extra>",
     ))
@@ -58,7 +56,7 @@ def language_heatmap(result: Any, metric: str | None = None, layer: int | None =
     return fig
 
 
-def cross_layer_heatmap(cross: Any, *, title: str | None = None) -> go.Figure:
+def cross_layer_heatmap(cross: CrossLayerResult, *, title: str | None = None) -> go.Figure:
     """Layer x layer matrix of a CrossLayerResult: ``z[i][j]`` = metric between layer
     ``layers_a[i]`` of language a (y axis) and layer ``layers_b[j]`` of language b (x axis)."""
     register()
@@ -92,7 +90,7 @@ COLUMN_PX = 1080
 _CHAR_PX = 6.5  # width of one character at font size 9-10, for fitting cell and tick text
 
 
-def lens_heatmap(table: Any, *, color: str = "prob", max_chars: int = 8, tick_chars: int = 8,
+def lens_heatmap(table: PositionTable, *, color: str = "prob", max_chars: int = 8, tick_chars: int = 8,
                  width: int | None = None, title: str | None = None) -> go.Figure:
     """Logit-lens layer x position heatmap of a :class:`~xling_probe.lens.PositionTable`.
 

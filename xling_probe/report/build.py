@@ -16,16 +16,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LensError, XlingProbeError
 
+if TYPE_CHECKING:  # annotations only: the CLI reads this module's defaults without importing torch
+    from ..data.corpus import ParallelCorpus
+    from ..models.loading import ModelHandle
+
 DEFAULT_LANGS = ("en", "de", "fr", "ru", "zh", "ar")
+#: The (source, target) pairs of the language-drift sections (not similarity pairs).
 DEFAULT_PAIRS = (("fr", "zh"), ("de", "fr"))
 DEFAULT_LIMIT = 60
-DEFAULT_METRICS = ("cka_debiased", "p@1", "anc", "mexa")
+#: The report's own metric selection (the library's default is
+#: :data:`xling_probe.measures.registry.DEFAULT_METRICS`): one per family the report has a section for.
+REPORT_METRICS = ("cka_debiased", "p@1", "anc", "mexa")
 #: The report's stages in the order they run; each one either runs or is skipped with a reason.
 STAGES = ("corpus", "model", "extract", "similarity", "cross_layer", "neutrality", "embedding", "drift",
           "static_export", "write")
@@ -99,40 +104,42 @@ class _Stages:
         return out
 
 
-def versions() -> dict[str, str]:
-    """Versions of the libraries that produce the numbers and the figures."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("xling-probe", "torch", "transformers", "numpy", "scikit-learn", "plotly", "kaleido"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def _check_pairs(pairs: Sequence[Sequence[str]] | None) -> list[tuple[str, str]]:
+def drift_pairs(pairs: str | Sequence[str | Sequence[str]] | None) -> list[tuple[str, str]]:
+    """The (source, target) pairs of the drift sections as canonical codes, in the pair grammar of
+    :func:`xling_probe.labels.parse_pair`: ``"fr-zh,de-fr"``, ``["fr-zh"]`` or ``[("fr", "zh")]``
+    (None = :data:`DEFAULT_PAIRS`). Codes are normalised (``fra`` -> ``fr``); whether the word list
+    has them is checked per pair when the drift runs (a pair without words is skipped with a note)."""
     from ..data.languages import normalize_code
+    from ..labels import parse_pair
 
-    out = []
-    for p in DEFAULT_PAIRS if pairs is None else pairs:
-        if len(p) != 2:
-            raise XlingProbeError(f"each drift pair must be two language codes (source, target), got {p!r}")
-        out.append((normalize_code(p[0]), normalize_code(p[1])))
+    if pairs is None:
+        items: list[Any] = list(DEFAULT_PAIRS)
+    elif isinstance(pairs, str):
+        items = [p for p in (x.strip() for x in pairs.split(",")) if p]
+    else:
+        items = list(pairs)
+    if not items:
+        raise XlingProbeError("no drift pairs given; write (source, target) pairs such as fr-zh,de-fr")
+    out: list[tuple[str, str]] = []
+    for item in items:
+        src, tgt = (normalize_code(x) for x in parse_pair(item))
+        if src == tgt:
+            raise XlingProbeError(f"drift pair {item!r} translates {src} into itself; give two languages, e.g. fr-zh")
+        if (src, tgt) not in out:
+            out.append((src, tgt))
     return out
 
 
 def build_report(
     out: str | Path,
     *,
-    model: Any = None,
-    corpus: Any = None,
+    model: ModelHandle | str | Path | None = None,
+    corpus: ParallelCorpus | str | Path | None = None,
     langs: Sequence[str] | None = None,
-    pairs: Sequence[Sequence[str]] | None = None,
+    pairs: str | Sequence[str | Sequence[str]] | None = None,
     limit: int | None = DEFAULT_LIMIT,
     words: Any = None,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: str | Sequence[str] = REPORT_METRICS,
     null_permutations: int = 20,
     bootstrap: int = 100,
     drift_items: int = 16,
@@ -151,17 +158,21 @@ def build_report(
     ``model``: a ModelHandle or a name/path for :func:`load_model` (None = the offline Gemma 3
     270M; ``load_options`` are passed to it: backend, device, dtype). ``corpus``: a ParallelCorpus or a file path (None = the bundled sample). ``langs``:
     languages to use (None = :data:`DEFAULT_LANGS` present in the corpus, else all). ``pairs``:
-    (source, target) pairs of the drift section (target words needed in the word list; a pair
-    without words is skipped with a note). ``limit``: first N sentences. ``words``: word list
-    for the drift (None = bundled). Models without an unembedding skip the drift section.
+    the (source, target) pairs of the language-drift sections, read by :func:`drift_pairs` (target
+    words needed in the word list; a pair without words is skipped with a note); the similarity
+    sections always score every pair of languages. ``limit``: first N sentences. ``words``: word
+    list for the drift (None = bundled). ``metrics``: the similarity metrics (default
+    :data:`REPORT_METRICS`). Models without an unembedding skip the drift section.
     """
+    from ..measures.registry import parse_metrics
     from ..paths import prepare_output_folder as prepare_out
 
+    metrics = parse_metrics(metrics)  # typos fail here, before any folder is made or model loaded
+    pairs_of_drift = drift_pairs(pairs)
     out = prepare_out(out, force=force)
-    drift_pairs = _check_pairs(pairs)
     stages = _Stages(STAGES, progress)
     try:
-        return _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, words=words, metrics=metrics,
+        return _build(out, stages, model, corpus, langs, limit, pairs_of_drift, load_options, words=words, metrics=metrics,
                       null_permutations=null_permutations, bootstrap=bootstrap, drift_items=drift_items, shots=shots,
                       batch_size=batch_size, max_length=max_length, static=static, dpi=dpi, seed=seed,
                       progress=progress)
@@ -210,6 +221,11 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
                         stages=stages.record())
 
 
+def _title(label: str) -> str:
+    """A metric's display label at the start of a heading: ``retrieval P@1`` -> ``Retrieval P@1``."""
+    return label[:1].upper() + label[1:]
+
+
 def _select(corpus, langs, limit):
     if langs:
         corpus = corpus.select_languages(list(langs))
@@ -229,8 +245,9 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
     """Run the analyses and build the figures; returns (sections, tables name -> DataFrame, figures id -> Figure)."""
     from .. import plots
     from ..centering.evaluate import neutrality
-    from .html import TEXTS, Section, describe_curve, describe_heatmap, describe_mexa
     from ..measures.engine import cross_layer_similarity, similarity
+    from .captions import describe_curve, describe_heatmap, describe_mexa
+    from .html import TEXTS, Section
 
     sections: list[Section] = []
     tables: dict[str, Any] = {}
@@ -242,32 +259,32 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
     tables["similarity"], tables["similarity_layer_mean"] = sim.to_dataframe(), sim.layer_mean()
     tables["similarity_peaks"] = sim.peak_layers()
     pivot_pairs = [p for p in sim.pairs if pivot in p]
-    curve_metric = next((m for m in sim.metrics if not m.startswith("p@")), sim.metrics[0])
+    curve_metric = next((m for m in sim.metrics if not sim.spec(m).directional), sim.metrics[0])
     figs["similarity_curves"] = plots.similarity_curves(sim, curve_metric, pairs=pivot_pairs)
     sections.append(Section("similarity", f"Similarity per layer ({curve_metric}, {pivot} vs every language)",
                             TEXTS["similarity"], [("similarity_curves", figs["similarity_curves"])],
                             ["tables/similarity.csv", "tables/similarity_layer_mean.csv"],
                             finding=describe_curve(sim, curve_metric, pivot_pairs)))
-    ret = next((m for m in sim.metrics if m.startswith("p@")), None)
+    ret = next((m for m in sim.metrics if sim.spec(m).family == "retrieval"), None)
     if ret:
         figs["retrieval_curves"] = plots.similarity_curves(sim, ret, pairs=pivot_pairs, null=True)
-        sections.append(Section("retrieval", f"Retrieval {ret} per layer", TEXTS["retrieval"],
+        sections.append(Section("retrieval", f"{_title(sim.spec(ret).label)} per layer", TEXTS["retrieval"],
                                 [("retrieval_curves", figs["retrieval_curves"])], ["tables/similarity.csv"],
                                 finding=describe_curve(sim, ret, pivot_pairs)))
-    for metric, key, title in (("mexa", "mexa", "MEXA alignment per layer"), ("anc", "anc", "ANC per layer"),
-                               ("anc_abs", "anc", "ANC (|r|) per layer")):
-        if metric not in sim.metrics or metric == curve_metric or f"{key}_curves" in figs:
+    # one more section per family that has a text of its own, for its first metric not shown above
+    for key in ("mexa", "anc"):
+        metric = next((m for m in sim.metrics if sim.spec(m).family == key and m != curve_metric), None)
+        if metric is None:
             continue
         figs[f"{key}_curves"] = plots.similarity_curves(sim, metric, pairs=pivot_pairs, null=True)
         finding = describe_curve(sim, metric, pivot_pairs)
-        if metric == "mexa":
-            finding = describe_mexa(sim, pivot_pairs) + " " + finding.removeprefix("This run: ")
-        sections.append(Section(key, f"{title} ({pivot} vs every language)", TEXTS[key],
+        if key == "mexa":
+            finding = describe_mexa(sim, pivot_pairs, metric) + " " + finding.removeprefix("This run: ")
+        title = f"{_title(sim.spec(metric).label)} per layer ({pivot} vs every language)"
+        sections.append(Section(key, title, TEXTS[key],
                                 [(f"{key}_curves", figs[f"{key}_curves"])],
                                 ["tables/similarity.csv", "tables/similarity_peaks.csv"], finding=finding))
-    # the layer where the mean over every computed pair peaks (diagonal and missing pairs are NaN)
-    mean = np.nanmean(sim.arrays["value"][sim._metric_index(curve_metric)].reshape(len(sim.layers), -1), axis=1)
-    peak = int(sim.layers[int(np.nanargmax(mean))])
+    peak = sim.peak_layer(curve_metric)  # where the mean over every computed pair peaks
     figs["language_heatmap"] = plots.language_heatmap(sim, curve_metric, layer=peak)
     sections.append(Section("heatmap", f"All language pairs at layer {peak}", TEXTS["heatmap"],
                             [("language_heatmap", figs["language_heatmap"])], ["tables/similarity_peaks.csv"],
@@ -300,7 +317,8 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
 def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words, items, shots, seed, progress):
     from .. import plots
     from ..lens import build_prompts, language_drift, lens_table, load_words
-    from .html import TEXTS, Section, describe_drift, describe_items
+    from .captions import describe_drift, describe_items
+    from .html import TEXTS, Section
 
     if not handle.has_unembedding or handle.kind != "decoder":
         note = (f"Language drift skipped: {handle.name} is {'an encoder' if handle.kind != 'decoder' else 'a model'} "

@@ -13,7 +13,6 @@ def write_all(out: Path, stages, handle, acts, sections, tables, figures, notes,
               settings: dict[str, Any]) -> list[Path]:
     """Write every file of the report into ``out`` and return their paths (manifest last)."""
     from ..plots import find_chromium, save_figures
-    from .build import versions
     from .html import render
 
     files: list[Path] = []
@@ -49,7 +48,7 @@ def write_all(out: Path, stages, handle, acts, sections, tables, figures, notes,
         for key, _ in s.figures:
             s.links = static_files.get(key, []) + s.links
 
-    intro = [("model", f"{handle.name} ({handle.kind}, {handle.n_layers} blocks, width {handle.d_model})"),
+    intro = [("model", f"{handle.name} ({handle.kind}, {handle.n_blocks} blocks, width {handle.d_model})"),
              ("languages", ", ".join(acts.languages)), ("sentences", str(acts.n_sentences)),
              ("layers", f"{acts.layers[0]}–{acts.layers[-1]} (0 = embeddings, l = output of block l-1)"),
              ("reproduce", "manifest.json lists every setting and library version")]
@@ -66,3 +65,16 @@ def write_all(out: Path, stages, handle, acts, sections, tables, figures, notes,
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     files.append(out / "manifest.json")
     return files
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that produce the numbers and the figures."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("xling-probe", "torch", "transformers", "numpy", "scikit-learn", "plotly", "kaleido"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
