@@ -62,7 +62,7 @@ def parse_layers(text: str) -> str | list[int]:
     return out
 
 
-def resolve_layers(layers: Any, n_states: int) -> list[int]:
+def resolve_layers(layers: LayerSpec, n_states: int) -> list[int]:
     """Sorted residual-stream indices from ``"all"``, an int, ints (negative ones count from the end),
     or a layer string that :func:`parse_layers` reads (``"1,5,9"``, ``"3-5"``)."""
     if isinstance(layers, str):
@@ -86,7 +86,7 @@ def resolve_layers(layers: Any, n_states: int) -> list[int]:
     return sorted(set(out))
 
 
-def select_layers(layers: Any, available: Sequence[int], *, error: type[XlingProbeError] = MetricError) -> list[int]:
+def select_layers(layers: LayerSpec, available: Sequence[int], *, error: type[XlingProbeError] = MetricError) -> list[int]:
     """Positions (axis-0 indices) in ``available`` of the requested layer labels, sorted, without repeats.
 
     ``layers``: ``None`` or ``"all"`` (every available layer), one layer, several, or a string that
@@ -110,7 +110,7 @@ def select_layers(layers: Any, available: Sequence[int], *, error: type[XlingPro
     return sorted({layer_position(x, available, error=error) for x in items})
 
 
-def layer_position(layer: Any, available: Sequence[int], *, error: type[XlingProbeError] = MetricError) -> int:
+def layer_position(layer: int, available: Sequence[int], *, error: type[XlingProbeError] = MetricError) -> int:
     """Axis-0 index of one layer label in ``available`` (negative values count from the last)."""
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
         raise error(f"layer must be an int (a residual-stream index), got {layer!r}")
