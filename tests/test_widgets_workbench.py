@@ -9,6 +9,7 @@ import pytest
 from xling_probe import ParallelCorpus, extract, neutrality, similarity
 from xling_probe.errors import CorpusError, LanguageCodeError, MetricError
 from xling_probe.plots import neutrality_curves
+from xling_probe.report.build import REPORT_METRICS
 from xling_probe.widgets import EmbeddingExplorer, LogitLensExplorer, SimilarityExplorer, Workbench
 
 LANGS = ("en", "de", "fr")
@@ -30,8 +31,8 @@ def test_pipeline_end_to_end_on_a_decoder(tiny_decoder):
     assert wb.acts.languages == LANGS and wb.acts.ids == ref_acts.ids
     assert np.allclose(wb.acts.data, ref_acts.data, atol=1e-6)
     # the result equals similarity() called directly on the same activations
-    ref = similarity(wb.acts, metrics=("cka_debiased", "anc", "p@1", "mexa"), null_permutations=4, bootstrap=6,
-                     progress=False)
+    # the workbench's default metrics are the report's selection (one list, in report/build.py)
+    ref = similarity(wb.acts, metrics=REPORT_METRICS, null_permutations=4, bootstrap=6, progress=False)
     assert wb.result.metrics == ref.metrics and wb.result.pairs == ref.pairs
     for field, arr in ref.arrays.items():
         np.testing.assert_allclose(wb.result.arrays[field], arr, rtol=1e-12, atol=1e-12, err_msg=field)
