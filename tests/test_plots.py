@@ -94,6 +94,9 @@ def test_cross_layer_heatmap_is_the_matrix(acts):
     fig = cross_layer_heatmap(cross)
     np.testing.assert_array_equal(np.array(fig.data[0].z, float), cross.matrix)
     assert list(fig.data[0].y) == [0, 1, 2]
+    # both axes end at the last layer (half a cell beyond it), never past it
+    assert list(fig.layout.xaxis.range) == [-0.5, 2.5] and list(fig.layout.yaxis.range) == [-0.5, 2.5]
+    assert fig.layout.yaxis.constrain == "domain"
 
 
 def test_neutrality_curves(acts):

@@ -67,9 +67,18 @@ def cross_layer_heatmap(cross: CrossLayerResult, *, title: str | None = None) ->
     ))
     fig.update_layout(template=TEMPLATE, width=560, height=520,
                       title=title or f"{metric_label(cross.metric)}: {cross.lang_a} × {cross.lang_b} layers",
-                      xaxis=dict(title=f"layer of {cross.lang_b}", showgrid=False),
-                      yaxis=dict(title=f"layer of {cross.lang_a}", showgrid=False, scaleanchor="x"))
+                      # the axes stop at the first and last layer: with scaleanchor alone plotly widens the
+                      # taller axis's range (it showed layer 20 of 19 states); "domain" shrinks the plot instead
+                      xaxis=dict(title=f"layer of {cross.lang_b}", showgrid=False, constrain="domain",
+                                 range=_cells(cross.layers_b)),
+                      yaxis=dict(title=f"layer of {cross.lang_a}", showgrid=False, scaleanchor="x",
+                                 constrain="domain", range=_cells(cross.layers_a)))
     return fig
+
+
+def _cells(layers) -> list[float]:
+    """Axis range that shows exactly the cells of ``layers`` (half a cell beyond the first and the last)."""
+    return [float(min(layers)) - 0.5, float(max(layers)) + 0.5]
 
 
 def _printable(token: str) -> str:
