@@ -196,27 +196,19 @@ def parse_pair(item: str | Sequence[str]) -> Pair:
             if a and b:
                 return a, b
             raise MetricError(f"cannot read pair {item!r}: a language is missing on one side")
+    from .data.languages import is_language_code  # lazy: data/ imports labels
+
     cuts = [i for i, ch in enumerate(text) if ch == "-"]
     if not cuts:
         raise MetricError(f"cannot read pair {item!r}; write pairs as en-de or en/zh-Hant")
     for i in cuts:
         a, b = text[:i], text[i + 1:]
-        if a and b and _reads_as_code(a) and _reads_as_code(b):
+        if a and b and is_language_code(a) and is_language_code(b):
             return a, b
     a, b = text.split("-", 1)
     if not a or not b:
         raise MetricError(f"cannot read pair {item!r}: a language is missing on one side")
     return a, b
-
-
-def _reads_as_code(text: str) -> bool:
-    from .data.languages import normalize_code
-
-    try:
-        normalize_code(text)
-    except XlingProbeError:
-        return False
-    return True
 
 
 def parse_pairs(spec: Any) -> str | list[Pair]:

@@ -23,7 +23,7 @@ from ..errors import CorpusError, LanguageCodeError
 from ..labels import resolve_language
 from .columns import clean_cell, pick_columns, read_labels, warn_code_notes
 from .conventions import AUTO, CodeReading, check_conventions, detect_convention
-from .languages import language_name, normalize_code
+from .languages import is_language_code, language_name
 from .readers import ID_KEY, dataframe_table, decode_file, hf_table, jsonl_table, tsv_table
 
 #: Column names that are metadata, not languages, when a table is read without ``languages=``.
@@ -282,7 +282,7 @@ class ParallelCorpus:
             if label in stored and stored[label].get("code") == code:
                 out[label] = CodeReading(**stored[label])
             else:  # built directly: the key is the code
-                out[label] = CodeReading(label, code, language_name(code) if _known(code) else code)
+                out[label] = CodeReading(label, code, language_name(code) if is_language_code(code) else code)
         return out
 
     def code_notes(self) -> list[str]:
@@ -361,14 +361,6 @@ def split_ids(ids: Sequence[str], test_size: float | int = 0.5, *, seed: int = 0
     rng = np.random.default_rng(seed)
     test = set(rng.permutation(n)[:n_test].tolist())
     return [ids[k] for k in range(n) if k not in test], [ids[k] for k in range(n) if k in test]
-
-
-def _known(code: str) -> bool:
-    try:
-        normalize_code(code)
-    except LanguageCodeError:
-        return False
-    return True
 
 
 def _existing(path: str | Path) -> Path:

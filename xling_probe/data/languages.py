@@ -232,6 +232,15 @@ def base_language(code: str) -> str:
     return normalize_code(code).split("-")[0]
 
 
+def is_language_code(code: str) -> bool:
+    """True when :func:`normalize_code` reads ``code`` as a language code (no exception)."""
+    try:
+        normalize_code(code)
+    except LanguageCodeError:
+        return False
+    return True
+
+
 def normalize_codes(codes: Iterable[str], conventions: str | None = AUTO) -> list[str]:
     """Normalise many codes at once, reporting every unknown code in one error."""
     out, bad = [], []
