@@ -93,7 +93,7 @@ def hub(monkeypatch):
         state["probes"] += 1
         return state["reachable"]
 
-    def load_hf(folder, dtype, tokenizer, *, local_files_only=False):
+    def load_hf(folder, dtype, tokenizer, *, local_files_only=False, placing=None):
         state["loaded"].append((folder, local_files_only))
         raise ModelLoadError("stop after locating")
 

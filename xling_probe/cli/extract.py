@@ -10,9 +10,12 @@ from .options import (
     add_extraction_options,
     add_model_options,
     add_out_options,
+    add_seq2seq_options,
+    corpus_for_extract,
+    extract_options,
     layers_arg,
-    load_corpus_from,
     load_model_from,
+    load_options,
     prepare_out,
 )
 
@@ -30,6 +33,7 @@ def register(sub) -> None:
     g.add_argument("--layers", type=layers_arg, default="all", help=f"{LAYERS_HELP} (default: all)")
     g.add_argument("--include-special", action="store_true", help="include BOS/CLS/SEP/EOS in mean pooling")
     g.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    add_seq2seq_options(p)
     add_out_options(p)
     p.set_defaults(func=run)
 
@@ -37,11 +41,15 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..extraction.extract import extract
 
-    corpus = load_corpus_from(args)  # a wrong file or language fails here, before the slow model load
+    # a wrong file, language or decoder-stack option fails here, before the slow model load
+    corpus, languages = corpus_for_extract(args)
+    options = extract_options(args, corpus)
+    load_options(args)  # conflicting model options fail before the --out folder is made
     out = prepare_out(args.out, force=args.force)
     model = load_model_from(args)
-    acts = extract(model, corpus, layers=args.layers, pooling=args.pooling, include_special=args.include_special,
-                   batch_size=args.batch_size, max_length=args.max_length, cache=not args.no_cache)
+    acts = extract(model, corpus, languages=languages, layers=args.layers, pooling=args.pooling,
+                   include_special=args.include_special, batch_size=args.batch_size, max_length=args.max_length,
+                   cache=not args.no_cache, **options)
     acts.save(out)
     print(f"wrote {acts!r} to {out}")
     return 0

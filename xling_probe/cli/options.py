@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,143 @@ LAYERS_HELP = ("'all', or layer indices and inclusive ranges, e.g. 1,5,9 or 0,3-
                "from the end (0 = embeddings, l = output of block l-1)")
 
 
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "sequential")
+#: ``--max-memory`` size units (accelerate's; a lower-case ``b`` there means bits, so the case is normalised).
+_SIZE_UNITS = {u.lower(): u for u in ("GiB", "MiB", "KiB", "GB", "MB", "KB")}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+_DEVICE_KEY = re.compile(r"^[a-z_]+(?::\d+)?$")
+
+
+def device_map_arg(text: str) -> str | dict[str, Any]:
+    """An argparse ``type=`` for ``--device-map``: a strategy (auto, balanced, sequential) or a JSON object
+    mapping module names to devices, e.g. ``{"model.embed_tokens": 0, "model.layers": "cpu"}``."""
+    value = text.strip()
+    if value.lower() in DEVICE_MAP_STRATEGIES:
+        return value.lower()
+    if not value.startswith("{"):
+        raise argparse.ArgumentTypeError(
+            f"expected {', '.join(DEVICE_MAP_STRATEGIES)} or a JSON object like '{{\"model.layers\": 0}}', got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not a valid JSON object ({exc.msg} at character {exc.pos}): {text!r}") from None
+    if not isinstance(parsed, dict) or not parsed:
+        raise argparse.ArgumentTypeError(f"expected a non-empty JSON object of module name -> device, got {text!r}")
+    bad = [k for k, v in parsed.items() if isinstance(v, bool) or not isinstance(v, (int, str))]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"the device of {', '.join(map(repr, bad))} must be a GPU index or a name such as \"cpu\" or \"disk\"")
+    return parsed
+
+
+def memory_item(text: str) -> tuple[int | str, int | str]:
+    """An argparse ``type=`` for one ``--max-memory DEVICE=SIZE``: ``0=70GiB`` -> ``(0, "70GiB")``,
+    ``cpu=200GiB`` -> ``("cpu", "200GiB")``; ``cuda:1`` is read as GPU 1, a bare number of bytes as an int."""
+    key, sep, size = text.partition("=")
+    key, size = key.strip().lower(), size.strip()
+    if not sep or not key or not size:
+        raise argparse.ArgumentTypeError(f"expected DEVICE=SIZE, e.g. 0=70GiB or cpu=200GiB, got {text!r}")
+    device: int | str
+    if key.isdigit():
+        device = int(key)
+    elif key.startswith("cuda:") and key[5:].isdigit():
+        device = int(key[5:])
+    elif _DEVICE_KEY.match(key):
+        device = key
+    else:
+        raise argparse.ArgumentTypeError(f"device {key!r} in {text!r}: use a GPU index (0, 1...), cpu, mps or disk")
+    m = _SIZE.match(size)
+    unit = m.group(2).lower() if m else None
+    if m is None or (unit and unit not in _SIZE_UNITS):
+        raise argparse.ArgumentTypeError(
+            f"size {size!r} in {text!r}: use a number of bytes or a number with a unit "
+            f"({', '.join(_SIZE_UNITS.values())}), e.g. 70GiB")
+    if not unit:
+        if "." in m.group(1):
+            raise argparse.ArgumentTypeError(f"size {size!r} in {text!r}: a number of bytes must be whole")
+        return device, int(m.group(1))
+    return device, f"{m.group(1)}{_SIZE_UNITS[unit]}"
+
+
+class _MaxMemory(argparse.Action):
+    """Collects repeated ``--max-memory DEVICE=SIZE`` into one dict; a device given twice is an error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        device, size = values
+        current = dict(getattr(namespace, self.dest, None) or {})
+        if device in current:
+            parser.error(f"argument {option_string}: device {device!r} is given twice")
+        current[device] = size
+        setattr(namespace, self.dest, current)
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--model, --backend, --device, --dtype, the placement options (--device-map, --max-memory,
+    --offload-folder), remote execution (--remote, --remote-url) and --stack; read by :func:`load_options`."""
+    from ..models.arch import STACKS
+    from ..models.loading import BACKENDS
+
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None,
                    help="hub id, local HF folder or .gguf file (default: the offline Gemma 3 270M)")
-    g.add_argument("--backend", default="hf", choices=["hf", "transformer_lens"], help="hooking backend (default: hf)")
+    g.add_argument("--backend", default="hf", choices=list(BACKENDS), help="hooking backend (default: hf)")
     g.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when available)")
     g.add_argument("--dtype", default=None, help="float32 (default), bfloat16 or float16")
+    g.add_argument("--stack", default=None, choices=list(STACKS),
+                   help="encoder-decoder models (T5/mT5, M2M100/NLLB, mBART, Marian): the stack to read (default: "
+                        "encoder; the logit lens needs decoder)")
+    g = p.add_argument_group("placement (models larger than one device)")
+    g.add_argument("--device-map", type=device_map_arg, default=None, metavar="MAP",
+                   help=f"spread the model with accelerate: {', '.join(DEVICE_MAP_STRATEGIES)}, or a JSON object of "
+                        "module name -> device, e.g. '{\"model.layers\": 0, \"lm_head\": \"cpu\"}' (--device is then ignored)")
+    g.add_argument("--max-memory", type=memory_item, action=_MaxMemory, default=None, metavar="DEVICE=SIZE",
+                   help="memory per device for --device-map, repeatable: --max-memory 0=70GiB --max-memory cpu=200GiB")
+    g.add_argument("--offload-folder", default=None, metavar="PATH",
+                   help="folder for weights offloaded to disk by --device-map")
+    g = p.add_argument_group("remote execution (nnsight)")
+    g.add_argument("--remote", action="store_true",
+                   help="run on an NDIF server (needs --backend nnsight; the API key comes from NDIF_API_KEY)")
+    g.add_argument("--remote-url", default=None, metavar="URL",
+                   help="a self-hosted NDIF server (with --remote; default: NDIF_HOST or the public NDIF)")
+
+
+def add_seq2seq_options(p: argparse.ArgumentParser) -> None:
+    """--source-language and --decoder-input: what the decoder stack of an encoder-decoder model reads."""
+    from ..extraction.seq2seq import DECODER_INPUTS
+
+    g = p.add_argument_group("decoder stack (encoder-decoder models with --stack decoder)")
+    g.add_argument("--source-language", default=None, metavar="CODE",
+                   help="language of the encoder input (default: en when the data has it, else its first language)")
+    g.add_argument("--decoder-input", default=None, choices=list(DECODER_INPUTS),
+                   help="translation: each language's sentence teacher-forced after its language tag; tag: the "
+                        "forced prefix alone (default: translation)")
+
+
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`xling_probe.load_model` that the model options give."""
+    if getattr(args, "remote_url", None) and not getattr(args, "remote", False):
+        raise XlingProbeError("--remote-url names the server of a remote run: add --remote (and --backend nnsight)")
+    out: dict[str, Any] = {"backend": args.backend, "device": args.device, "dtype": args.dtype}
+    for key in ("device_map", "max_memory", "offload_folder", "remote_url", "stack"):
+        if getattr(args, key, None) is not None:
+            out[key] = getattr(args, key)
+    if getattr(args, "remote", False):
+        out["remote"] = True
+    return out
+
+
+def extract_options(args: argparse.Namespace, corpus=None) -> dict[str, Any]:
+    """The decoder-stack keyword arguments of :func:`xling_probe.extract` (empty without them).
+
+    They only mean something on the decoder stack: given without ``--stack decoder`` they are an error
+    (before the model load), and ``--source-language`` is checked against ``corpus`` when one is given."""
+    out = {k: getattr(args, k) for k in ("source_language", "decoder_input") if getattr(args, k, None) is not None}
+    if out and getattr(args, "stack", None) != "decoder":
+        given = " and ".join("--" + k.replace("_", "-") for k in out)
+        raise XlingProbeError(f"{given} set the input of the decoder stack of an encoder-decoder model: add --stack decoder")
+    if corpus is not None and "source_language" in out:
+        out["source_language"] = corpus.resolve_language(out["source_language"])
+    return out
 
 
 def add_data_options(p: argparse.ArgumentParser, *, langs_help: str | None = None,
@@ -104,6 +235,7 @@ def add_acts_options(p: argparse.ArgumentParser) -> None:
     add_model_options(p)
     add_data_options(p)
     add_extraction_options(p, "extraction (only without --acts)")
+    add_seq2seq_options(p)
 
 
 def add_out_options(p: argparse.ArgumentParser) -> None:
@@ -131,9 +263,10 @@ def acts_from(args: argparse.Namespace):
         return acts
     from ..extraction.extract import extract
 
-    corpus = load_corpus_from(args)  # data and language typos fail here, before the slow model load
-    return extract(load_model_from(args), corpus, pooling=args.pooling,
-                   batch_size=args.batch_size, max_length=args.max_length)
+    corpus, languages = corpus_for_extract(args)  # data and language typos fail here, before the slow model load
+    options = extract_options(args, corpus)
+    return extract(load_model_from(args), corpus, languages=languages, pooling=args.pooling,
+                   batch_size=args.batch_size, max_length=args.max_length, **options)
 
 
 def parse_pairs(text: str | None, *, keywords: bool = True) -> str | list[tuple[str, str]] | None:
@@ -162,7 +295,7 @@ def split_list(text: str | None) -> list[str] | None:
 def load_model_from(args: argparse.Namespace):
     from ..models.loading import load_model
 
-    return load_model(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    return load_model(args.model, **load_options(args))
 
 
 def load_corpus_from(args: argparse.Namespace):
@@ -179,6 +312,16 @@ def load_corpus_from(args: argparse.Namespace):
     if args.limit is not None:
         corpus = corpus.head(args.limit)
     return corpus
+
+
+def corpus_for_extract(args: argparse.Namespace):
+    """``(corpus, languages)`` for :func:`xling_probe.extract`: :func:`load_corpus_from` and ``None``, except on
+    the decoder stack, whose encoder may read a language that --langs leaves out (``--langs fr,de
+    --source-language en``): there the corpus keeps every language and ``languages`` lists those of --langs."""
+    if getattr(args, "stack", None) != "decoder" or not split_list(args.langs):
+        return load_corpus_from(args), None
+    corpus = load_corpus_from(argparse.Namespace(data=args.data, langs=None, limit=args.limit))
+    return corpus, list(corpus.select_languages(split_list(args.langs)).languages)
 
 
 def prepare_out(path: str | Path, *, force: bool = False) -> Path:

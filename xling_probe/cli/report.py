@@ -8,8 +8,11 @@ from .options import (
     add_data_options,
     add_model_options,
     add_out_options,
+    add_seq2seq_options,
     count,
+    extract_options,
     load_corpus_from,
+    load_options,
     positive_int,
     seed_int,
     split_list,
@@ -72,6 +75,7 @@ def register(sub) -> None:
     g.add_argument("--no-static", action="store_true", help="skip the PNG/SVG export (HTML only)")
     g.add_argument("--seed", type=seed_int, default=d["seed"],
                    help=f"seed of splits, nulls, bootstraps and prompts (default: {d['seed']})")
+    add_seq2seq_options(p)
     add_out_options(p)
     p.set_defaults(func=run)
 
@@ -85,13 +89,18 @@ def run(args: argparse.Namespace) -> int:
     # build_report applies its own language default when --langs is not given.
     corpus = load_corpus_from(argparse.Namespace(data=args.data, langs=args.langs, limit=None))
     limit = DEFAULT_LIMIT if args.limit is None else args.limit
+    model_options = load_options(args)  # conflicting model options fail before the model load
+    if args.stack == "decoder" and args.langs:
+        # the decoder stack's encoder may read a language that --langs leaves out (--source-language en)
+        corpus = load_corpus_from(argparse.Namespace(data=args.data, langs=None, limit=None))
+    seq2seq = extract_options(args, corpus)
     prepare_out(args.out, force=args.force)  # refuse a non-empty folder before the slow model load
     result = build_report(
         args.out, model=args.model, corpus=corpus, langs=split_list(args.langs), pairs=pairs, limit=limit,
         words=args.words, null_permutations=args.null_permutations, bootstrap=args.bootstrap,
         drift_items=args.drift_items, shots=args.shots, batch_size=args.batch_size, max_length=args.max_length,
         static=not args.no_static, dpi=args.dpi, seed=args.seed, force=args.force,
-        load_options={"backend": args.backend, "device": args.device, "dtype": args.dtype},
+        load_options=model_options, extract_options=seq2seq,
     )
     for note in result.notes:
         print(f"note: {note}")

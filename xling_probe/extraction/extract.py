@@ -29,7 +29,8 @@ from ..labels import LayerSpec, parse_layers, resolve_layers  # noqa: F401 - re-
 from ..models.loading import ModelHandle
 from .activations import Activations
 from .pooling import Pooling, check_pooling, pooling_weights
-from .runners import make_runner, pad_batch, tokenize
+from .backends import make_runner
+from .runners import pad_batch, seq2seq_batch, tokenize
 
 CHUNK = 256  # sentences per cache part: the unit that an interrupted extraction resumes from
 
@@ -47,6 +48,10 @@ def extract_texts(
     progress: Any = None,
     out: np.ndarray | None = None,
     final_norm_last: bool = False,
+    language: str | None = None,
+    sources: Sequence[str] | None = None,
+    source_language: str | None = None,
+    decoder_input: str = "translation",
 ) -> tuple[np.ndarray, int]:
     """Pooled states ``[len(layers), len(texts), d_model]`` (float32) and the truncation count.
 
@@ -55,9 +60,26 @@ def extract_texts(
     written there and no other result array is allocated. With ``final_norm_last`` the last
     residual state (``handle.n_states - 1``, when requested) goes through the model's own final
     norm before pooling, as HF ``output_hidden_states`` returns it (the MEXA recipe).
+
+    Encoder-decoder models (:mod:`.seq2seq`): ``language`` sets the language tag of ``texts``. On the
+    encoder stack ``texts`` are the encoder input; on the decoder stack they are the target
+    (``decoder_input="translation"``: teacher-forced after the start token and ``language``'s tag;
+    ``"tag"``: the prefix only) and ``sources`` (in ``source_language``) are the encoder input.
     """
-    tok = tokenize(handle.tokenizer, texts, max_length)
-    side = padding_side or ("right" if handle.kind == "encoder" else handle.tokenizer.padding_side or "right")
+    src = None
+    if handle.stack is None:
+        tok = tokenize(handle.tokenizer, texts, max_length)
+    else:
+        from .seq2seq import tokenize_source, tokenize_target
+
+        if handle.stack == "encoder":
+            tok = tokenize_source(handle.tokenizer, texts, language, max_length)
+        else:
+            if sources is None or len(sources) != len(texts):
+                raise ExtractionError("the decoder stack needs one source sentence per target sentence (sources=)")
+            src = tokenize_source(handle.tokenizer, sources, source_language, max_length)
+            tok = tokenize_target(handle.tokenizer, handle.model, texts, language, len(texts), decoder_input, max_length)
+    side = padding_side or ("right" if handle.kind == "encoder" or handle.stack else handle.tokenizer.padding_side or "right")
     if side not in ("left", "right"):
         raise ExtractionError(f"padding_side must be 'left' or 'right', got {side!r}")
     order = sorted(range(len(texts)), key=lambda k: -len(tok.ids[k]))
@@ -73,8 +95,11 @@ def extract_texts(
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = pad_batch([tok.ids[k] for k in idx], [tok.special[k] for k in idx], pad_id, side)
+            if src is not None:
+                batch = seq2seq_batch(pad_batch([src.ids[k] for k in idx], [src.special[k] for k in idx], pad_id, side),
+                                      batch)
             weights = pooling_weights(
-                batch["attention_mask"].to(handle.device),
+                batch.get("pool_mask", batch["attention_mask"]).to(handle.device),
                 batch["special_tokens_mask"].to(handle.device),
                 pooling,
                 include_special=include_special,
@@ -83,7 +108,7 @@ def extract_texts(
             result[:, idx] = pooled.cpu().numpy()
             if progress is not None:
                 progress.update(len(idx))
-    return result, tok.n_truncated
+    return result, tok.n_truncated + (src.n_truncated if src is not None else 0)
 
 
 def extract(
@@ -101,6 +126,8 @@ def extract(
     cache_root: str | Path | None = None,
     progress: bool = True,
     recipe: str | None = None,
+    source_language: str | None = None,
+    decoder_input: str = "translation",
 ) -> Activations:
     """Pooled residual-stream activations of ``corpus`` at ``layers`` for ``languages``.
 
@@ -117,6 +144,12 @@ def extract(
     contradicts the recipe raises :class:`~xling_probe.recipes.RecipeError`. MEXA's score is then
     ``similarity(acts, metrics=["mexa"], pairs="pivot:en").peak_layers()`` (``mean_over_layers``
     and ``max_over_layers`` per pair).
+
+    Encoder-decoder models: on the encoder stack (``load_model(..., stack="encoder")``, the default)
+    each language's sentences are the encoder input, with its language tag where the model has tags.
+    On the decoder stack the encoder reads ``source_language``'s sentences (default: English when the
+    corpus has it, else its first language) and the decoder reads each language's translation
+    after its forced language tag (``decoder_input="translation"``) or the tag alone (``"tag"``).
     """
     from ..recipes import EXTRACT_RECIPES, resolve
 
@@ -132,6 +165,7 @@ def extract(
     check_pooling(pooling)
     if batch_size < 1 or max_length < 2:
         raise ExtractionError(f"batch_size must be >= 1 and max_length >= 2, got {batch_size} and {max_length}")
+    full_corpus = corpus  # the decoder stack's source language need not be among the languages extracted
     if languages is not None:
         corpus = corpus.select_languages(list(languages))
     layer_idx = resolve_layers(layers, model.n_states)
@@ -156,6 +190,19 @@ def extract(
     }
     if final_norm_last:  # only then: the keys of existing caches stay as they were
         fields["last_state"] = "final_norm"
+    seq2seq: dict[str, Any] = {}
+    if model.stack is not None:
+        seq2seq["stack"] = model.stack
+        if model.stack == "decoder":
+            from .seq2seq import DECODER_INPUTS
+
+            if decoder_input not in DECODER_INPUTS:
+                raise ExtractionError(f"decoder_input must be one of {', '.join(DECODER_INPUTS)}, got {decoder_input!r}")
+            source = _source_language(full_corpus, source_language)
+            seq2seq.update(source_language=source, decoder_input=decoder_input)
+        fields.update(seq2seq)
+        if model.stack == "decoder":  # the encoder's sentences change the states: they key the cache too
+            fields["source_hash"] = full_corpus.select_languages([seq2seq["source_language"]]).content_hash()
     entry = None
     if cache:
         from .store import CacheEntry
@@ -188,10 +235,16 @@ def extract(
                     per_lang[lang][:, s:e] = part  # finished by another process meanwhile
                     bar.update(e - s)
                     continue
+                pair: dict[str, Any] = {}
+                if model.stack is not None:
+                    pair["language"] = lang
+                if model.stack == "decoder":
+                    src = seq2seq["source_language"]
+                    pair.update(sources=full_corpus.sentences[src][s:e], source_language=src, decoder_input=decoder_input)
                 states, n_trunc = extract_texts(  # written straight into the result (no per-chunk copy)
                     model, corpus.sentences[lang][s:e], layer_idx, pooling=pooling, include_special=include_special,
                     batch_size=batch_size, max_length=max_length, padding_side=padding_side, progress=bar,
-                    out=per_lang[lang][:, s:e], final_norm_last=final_norm_last,
+                    out=per_lang[lang][:, s:e], final_norm_last=final_norm_last, **pair,
                 )
                 _check_finite(states, layer_idx, corpus.labels[lang])
                 truncated[lang] = truncated.get(lang, 0) + n_trunc
@@ -228,8 +281,18 @@ def extract(
                        "raw residual stream: 0 = embedding output, l = output of block l-1 (no final norm)"),
             "last_state": last_state,
             **({"recipe": rec.name} if rec is not None else {}),
+            **seq2seq,
         },
     )
+
+
+def _source_language(corpus: ParallelCorpus, source_language: str | None) -> str:
+    """The encoder-side language of decoder-stack extraction: the given one, else English, else the first."""
+    from ..labels import resolve_language
+
+    if source_language is not None:
+        return resolve_language(source_language, corpus.languages, corpus.labels)
+    return "en" if "en" in corpus.languages else corpus.languages[0]
 
 
 def _check_finite(states: np.ndarray, layers: Sequence[int], language: str) -> None:

@@ -72,5 +72,6 @@ def pool(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     some attention kernels produce) never leak into the pooled vector.
     """
     h = hidden.to(torch.float32)
+    weights = weights.to(h.device)  # a split model's blocks live on several devices
     h = torch.where(weights[..., None] > 0, h, torch.zeros((), dtype=h.dtype, device=h.device))
     return torch.einsum("bsd,bs->bd", h, weights)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import ExtractionError
+from ..models.arch import decoder_start
 from ..models.loading import ModelHandle
 from ..models.tl_bridge import hook_name
 from .pooling import pool
@@ -66,6 +67,14 @@ def pad_batch(rows: Sequence[Sequence[int]], special: Sequence[Sequence[int]], p
     return {"input_ids": input_ids, "attention_mask": attention, "special_tokens_mask": spec}
 
 
+def seq2seq_batch(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One batch of an encoder-decoder's decoder stack: encoder tokens from ``source``, decoder tokens
+    from ``target``. The masks that pooling reads (``pool_mask``, ``special_tokens_mask``) are the decoder's."""
+    return {"input_ids": source["input_ids"], "attention_mask": source["attention_mask"],
+            "decoder_input_ids": target["input_ids"], "decoder_attention_mask": target["attention_mask"],
+            "special_tokens_mask": target["special_tokens_mask"], "pool_mask": target["attention_mask"]}
+
+
 class PoolingRunner:
     """Mixin: a runner with ``run(batch, reduce)`` gets pooled extraction for free."""
 
@@ -88,7 +97,8 @@ class PoolingRunner:
             return pool(hidden, weights)
 
         out = self.run(batch, reduce)
-        return torch.stack([out[layer] for layer in self.layers])
+        # Blocks of a split model live on several devices: gather the pooled vectors on the weights' device.
+        return torch.stack([out[layer].to(weights.device) for layer in self.layers])
 
 
 class HFRunner(PoolingRunner):
@@ -142,10 +152,21 @@ class HFRunner(PoolingRunner):
 
 
 def model_inputs(handle: ModelHandle, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The keyword arguments of the HF forward pass for a padded ``batch``, on the model's device."""
+    """The keyword arguments of the runner's forward pass for a padded ``batch``, on the model's device.
+
+    Encoder-decoder models: the encoder stack takes the source tokens only; the decoder stack takes
+    them and ``decoder_input_ids`` (see :func:`seq2seq_batch`), by default only the decoder start token.
+    """
     device = handle.device
     inputs = {"input_ids": batch["input_ids"].to(device), "attention_mask": batch["attention_mask"].to(device)}
-    if handle.kind == "decoder":
+    if handle.stack == "decoder":
+        dec = batch.get("decoder_input_ids")
+        if dec is None:
+            dec = torch.full((batch["input_ids"].shape[0], 1), decoder_start(handle.model), dtype=torch.long)
+        dec_mask = batch.get("decoder_attention_mask", torch.ones_like(dec))
+        inputs.update(decoder_input_ids=dec.to(device), decoder_attention_mask=dec_mask.to(device), use_cache=False)
+        return inputs
+    if handle.kind == "decoder" and handle.stack is None:
         # Positions count real tokens, so left padding does not shift them (as in generation).
         pos = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
         inputs["position_ids"] = pos.to(device)
@@ -189,10 +210,3 @@ class TLRunner(PoolingRunner):
         if missing:
             raise ExtractionError(f"TransformerLens hooks did not fire for layers {sorted(missing)}")
         return out
-
-
-def make_runner(handle: ModelHandle, layers: Sequence[int]) -> PoolingRunner:
-    """The hooked runner of ``handle``'s backend (:class:`HFRunner` or :class:`TLRunner`) for ``layers``."""
-    if handle.backend == "transformer_lens":
-        return TLRunner(handle, layers)
-    return HFRunner(handle, layers)

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LensError
-from ..extraction.runners import make_runner, model_inputs, pad_batch
+from ..extraction.backends import make_runner
+from ..extraction.runners import model_inputs, pad_batch
 from ..models.loading import ModelHandle
 from .online import OnlineSoftmax
 
@@ -46,6 +47,11 @@ def check_lens_model(model: object) -> ModelHandle:
     """The handle, if the logit lens is defined for it; :class:`LensError` saying why not otherwise."""
     if not isinstance(model, ModelHandle):
         raise LensError("the logit lens needs a ModelHandle: model = xling_probe.load_model(...)")
+    if model.kind == "encoder" and model.stack == "encoder":
+        raise LensError(
+            f"{model.name} was loaded with its encoder stack, which has no unembedding; the logit lens reads the "
+            "decoder stack: load_model(..., stack='decoder')"
+        )
     if model.kind == "encoder":
         raise LensError(
             f"{model.name} is an encoder (bidirectional) model: it has no causal unembedding that predicts "
@@ -84,8 +90,11 @@ class Lens:
         self.norm: nn.Module = parts.final_norm
         self.unembed: nn.Module = parts.unembed
         self.softcap: float | None = float(parts.logit_softcap) if parts.logit_softcap else None
+        self.scale: float | None = parts.logit_scale  # T5 with tied embeddings: d_model ** -0.5 after the norm
+        self.bias: torch.Tensor | None = None if parts.logit_bias is None else parts.logit_bias.reshape(-1).float()
         weight = getattr(self.unembed, "weight", None)
-        self._linear = isinstance(self.unembed, nn.Linear) and weight is not None
+        # An unembedding offloaded by accelerate has its weight on the meta device: call the module instead.
+        self._linear = isinstance(self.unembed, nn.Linear) and weight is not None and weight.device.type != "meta"
         if self._linear:
             self.vocab_size = int(weight.shape[0])
         else:
@@ -94,8 +103,9 @@ class Lens:
 
     @torch.inference_mode()
     def normed(self, hidden: torch.Tensor) -> torch.Tensor:
-        """final_norm(h) in the model's dtype: ``[..., d_model]``."""
-        return self.norm(hidden.to(self.handle.dtype))
+        """final_norm(h) in the model's dtype: ``[..., d_model]`` (times the model's pre-unembedding scale, if any)."""
+        x = self.norm(hidden.to(self.handle.dtype))
+        return x * self.scale if self.scale else x
 
     def _cap(self, z: torch.Tensor) -> torch.Tensor:
         z = z.float()
@@ -110,8 +120,12 @@ class Lens:
         if self._linear:
             w = self.unembed.weight[lo:hi]
             b = self.unembed.bias[lo:hi] if self.unembed.bias is not None else None
-            return self._cap(F.linear(x, w, b))
-        return self._cap(self.unembed(x)[..., lo:hi])
+            z = F.linear(x.to(w.device), w, b)
+        else:
+            z = self.unembed(x)[..., lo:hi]
+        if self.bias is not None:  # Marian / mBART final_logits_bias
+            z = z.float() + self.bias[lo:hi].to(z.device)
+        return self._cap(z)
 
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -122,10 +136,12 @@ class Lens:
     def token_logits(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Logits of chosen tokens per position: ``x [L, P, d]`` normed, ``ids [P, K]`` -> ``[L, P, K]``."""
         if self._linear:
-            w = self.unembed.weight[ids]  # [P, K, d]: only the chosen rows, shared by all layers
-            z = torch.einsum("lpd,pkd->lpk", x.to(w.dtype), w)
+            w = self.unembed.weight[ids.to(self.unembed.weight.device)]  # [P, K, d]: only the chosen rows
+            z = torch.einsum("lpd,pkd->lpk", x.to(device=w.device, dtype=w.dtype), w)
             if self.unembed.bias is not None:
-                z = z + self.unembed.bias[ids]
+                z = z + self.unembed.bias[ids.to(w.device)]
+            if self.bias is not None:
+                z = z.float() + self.bias.to(z.device)[ids.to(z.device)]
             return self._cap(z)
         return torch.stack([torch.gather(self.logits_normed(x[i]), 1, ids) for i in range(x.shape[0])])
 
@@ -309,7 +325,7 @@ def encode(model: ModelHandle, texts: Sequence[str], labels: Sequence[str] | Non
 
 
 def run_batches(model: ModelHandle, rows: Sequence[Sequence[int]], layers: Sequence[int], *, keep: str = "last",
-                batch_size: int = 8, progress: Any = None):
+                batch_size: int = 8, progress: Any = None, decoder_prefix: Sequence[int] | None = None):
     """Run token rows in left-padded batches and yield ``(indices, inputs, states)``.
 
     ``states[layer]`` is the raw residual stream, ``[B, d]`` at the last position
@@ -317,6 +333,9 @@ def run_batches(model: ModelHandle, rows: Sequence[Sequence[int]], layers: Seque
     batch. Rows are grouped by length so batches carry little padding. Left padding puts every
     row's last real token at position -1, and positions come from the attention mask, so padding
     changes nothing for a causal model.
+
+    On the decoder stack of an encoder-decoder model the rows are the encoder input and the decoder
+    reads ``decoder_prefix`` (default: the decoder start token); states are at its last position.
     """
     if batch_size < 1:
         raise LensError(f"batch_size must be >= 1, got {batch_size}")
@@ -334,6 +353,8 @@ def run_batches(model: ModelHandle, rows: Sequence[Sequence[int]], layers: Seque
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = pad_batch([rows[k] for k in idx], [[0] * len(rows[k]) for k in idx], pad_id, "left")
+            if decoder_prefix is not None and model.stack == "decoder":
+                batch["decoder_input_ids"] = torch.tensor([list(decoder_prefix)] * len(idx), dtype=torch.long)
             states = runner.run(batch, reduce)
             yield idx, model_inputs(model, batch), states
             if progress is not None:

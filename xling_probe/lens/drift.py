@@ -318,7 +318,8 @@ def language_drift(
     check_diff = None
     bar = tqdm(total=len(kept), desc=f"lens {src}->{tgt}", unit="prompt", disable=not progress)
     with bar:
-        for idx, inputs, states in run_batches(model, rows, layers, keep="last", batch_size=batch_size, progress=bar):
+        for idx, inputs, states in run_batches(model, rows, layers, keep="last", batch_size=batch_size, progress=bar,
+                                               decoder_prefix=_decoder_prefix(model, tgt)):
             resid = torch.stack([states[layer] for layer in layers])  # [layers, B, d]
             if check and check_diff is None:
                 check_diff = check_final_logits(model, lens, inputs, states[final])
@@ -346,3 +347,13 @@ def language_drift(
               "final_logits_max_abs_diff": check_diff,
               "lens": "logits_l = unembed(final_norm(h_l)), softmax in float32, last position"},
     )
+
+
+def _decoder_prefix(model: ModelHandle, target: str) -> list[int] | None:
+    """Encoder-decoder models: the decoder reads its start token and the target language's tag (the
+    prompt is the encoder input), so the lens reads the decoder's prediction of the first target token."""
+    if model.stack != "decoder":
+        return None
+    from ..extraction.seq2seq import tokenize_target
+
+    return tokenize_target(model.tokenizer, model.model, None, target, 1, "tag", 8).ids[0]

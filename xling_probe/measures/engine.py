@@ -86,7 +86,7 @@ def similarity(
         permutation is significant at p = 1/21 < 0.05 (``result.above_null``).
     bootstrap: resamples of the sentences for the ``ci`` percentile interval (0 = none).
     seed: seeds the permutations and resamples (the same draws for every pair and layer).
-    device: torch device for the computation (default: cpu; "cuda" moves each chunk to the GPU).
+    device: torch device for the computation (default: the GPU when one is visible, else the CPU; float64 on both).
     cka_form: "auto" (cheapest total cost, :func:`~xling_probe.measures.registry.cka_form`), "gram" or "feature".
     max_memory_gb: working-memory budget that sets how many layers are batched together.
     """
@@ -118,7 +118,7 @@ def similarity(
     if "cka" in need:
         form = cka_form if cka_form != "auto" else choose_cka_form(
             n, d, languages=len(langs), pairs=len(pair_list), permutations=R, bootstrap=B, budget_gb=max_memory_gb)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = default_device(device)
 
     perms_np, boot_idx = draws(n, R, B, seed)
     perms = torch.as_tensor(perms_np, dtype=torch.long, device=dev)
@@ -202,6 +202,16 @@ def _check_anc(slots, excluded, pairs, layers, d) -> None:
                               "ANC is undefined there (constant activations?)")
 
 
+def default_device(device: str | torch.device | None) -> torch.device:
+    """The device of the similarity GEMMs: the one asked for, else the GPU when there is one, else the CPU.
+
+    The engine computes in float64 on every device, so the numbers do not depend on where they ran
+    (beyond summation order, ~1e-15 relative)."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 # ---------------------------------------------------------------------------------- layer x layer
 def cross_layer_similarity(
     acts: Activations,
@@ -227,7 +237,7 @@ def cross_layer_similarity(
     n, d, L = acts.n_sentences, acts.hidden_size, len(idx)
     if metric == "cka_debiased" and n < 4:
         raise MetricError(f"debiased CKA needs N >= 4 sentences, got {n}")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = default_device(device)
     block = torch.as_tensor(acts.data[np.ix_(idx, [acts.language_index(a), acts.language_index(b)])],
                             device=dev).to(torch.float64)
     _check_finite(block, [acts.layers[i] for i in idx], (a, b))

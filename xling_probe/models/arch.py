@@ -6,6 +6,11 @@ unembedding, and the final-logit soft-capping when the config has one. The model
 live here too: which configs are causal LMs (:func:`is_causal_lm`, used by loading), which are
 bidirectional encoders (:func:`is_encoder`), and which hub id names the TransformerLens adapter of
 a model type (:func:`tl_adapter_name`).
+
+Encoder-decoder models (T5/mT5, mBART, M2M100/NLLB, Marian) have two stacks; ``find_parts(model,
+stack="encoder")`` gives the encoder's blocks (run by the encoder alone) and ``stack="decoder"``
+the decoder's (run by the whole model, with its final norm, the scaling of tied T5 models and the
+final-logits bias of Marian/mBART, so the logit lens reproduces the model's own logits).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..errors import ModelLoadError
@@ -31,6 +37,11 @@ _BLOCK_PATHS = (
     "roberta.encoder.layer",
     "encoder.layers",
 )
+# Encoder-decoder models: the block lists of each stack.
+_ENCODER_BLOCK_PATHS = ("encoder.block", "model.encoder.layers", "encoder.layers")  # T5/mT5; BART family
+_DECODER_BLOCK_PATHS = ("decoder.block", "model.decoder.layers", "decoder.layers")
+_DECODER_NORM_PATHS = ("decoder.final_layer_norm", "model.decoder.layer_norm", "decoder.layer_norm")
+STACKS = ("encoder", "decoder")
 _FINAL_NORM_PATHS = (
     "model.norm",
     "norm",
@@ -66,6 +77,12 @@ class Parts:
     final_norm: nn.Module | None
     unembed: nn.Module | None
     logit_softcap: float | None
+    #: Encoder-decoder models: which stack ``blocks`` belong to ("encoder" or "decoder"); ``None`` otherwise.
+    stack: str | None = None
+    #: Multiplier applied to the normed state before the unembedding (T5 with tied embeddings: d_model ** -0.5).
+    logit_scale: float | None = None
+    #: Added to the logits (the ``final_logits_bias`` buffer of Marian and mBART), shape ``[1, vocab]``.
+    logit_bias: torch.Tensor | None = None
 
 
 #: Model types that are causal LMs even when their config names no ``*ForCausalLM`` architecture.
@@ -99,6 +116,11 @@ def tl_adapter_name(config: Any) -> str:
     return TL_ADAPTERS.get(model_type, model_type or "model")
 
 
+def is_encoder_decoder(config: Any) -> bool:
+    """Whether an HF config describes an encoder-decoder (seq2seq) model."""
+    return bool(getattr(config, "is_encoder_decoder", False))
+
+
 def is_encoder(model: nn.Module) -> bool:
     """True for bidirectional encoders (BERT, XLM-R...), False for causal decoders."""
     cfg = model.config
@@ -109,30 +131,73 @@ def is_encoder(model: nn.Module) -> bool:
     return getattr(cfg, "model_type", "") in ENCODER_MODEL_TYPES
 
 
-def find_parts(model: nn.Module) -> Parts:
-    """Locate blocks, runner, final norm and unembedding of ``model``."""
-    blocks = None
-    for path in _BLOCK_PATHS:
+def _first(model: nn.Module, paths: tuple[str, ...], kind: type = nn.Module) -> Any:
+    for path in paths:
         cand = _get(model, path)
-        if isinstance(cand, nn.ModuleList) and len(cand) > 0:
-            blocks = cand
-            break
+        if isinstance(cand, kind) and (not isinstance(cand, nn.ModuleList) or len(cand) > 0):
+            return cand
+    return None
+
+
+def _missing(model: nn.Module, what: str, paths: tuple[str, ...]) -> ModelLoadError:
+    children = ", ".join(name for name, _ in model.named_children()) or "none"
+    return ModelLoadError(
+        f"cannot find the {what} of {type(model).__name__} (model type "
+        f"{getattr(getattr(model, 'config', None), 'model_type', '?')!r}): tried {', '.join(paths)}; its top-level "
+        f"modules are: {children}. This architecture is not supported yet."
+    )
+
+
+def find_parts(model: nn.Module, stack: str | None = None) -> Parts:
+    """Locate blocks, runner, final norm and unembedding of ``model`` (of one ``stack`` for encoder-decoders)."""
+    if is_encoder_decoder(model.config):
+        return _seq2seq_parts(model, stack or "encoder")
+    if stack is not None:
+        raise ModelLoadError(f"stack={stack!r} is for encoder-decoder models; {type(model).__name__} has one stack")
+    blocks = _first(model, _BLOCK_PATHS, nn.ModuleList)
     if blocks is None:
-        raise ModelLoadError(
-            f"cannot find the transformer blocks of {type(model).__name__}; supported layouts: "
-            + ", ".join(_BLOCK_PATHS)
-        )
+        raise _missing(model, "transformer blocks", _BLOCK_PATHS)
     runner = getattr(model, "base_model", model) or model
     encoder = is_encoder(model)
     final_norm = None
     unembed = None
     if not encoder:
-        for path in _FINAL_NORM_PATHS:
-            cand = _get(model, path)
-            if isinstance(cand, nn.Module):
-                final_norm = cand
-                break
+        final_norm = _first(model, _FINAL_NORM_PATHS)
         out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         unembed = out if isinstance(out, nn.Module) else None
     softcap = getattr(model.config, "final_logit_softcapping", None)
     return Parts(blocks=blocks, runner=runner, final_norm=final_norm, unembed=unembed, logit_softcap=softcap)
+
+
+def _seq2seq_parts(model: nn.Module, stack: str) -> Parts:
+    if stack not in STACKS:
+        raise ModelLoadError(f"unknown stack {stack!r}; an encoder-decoder model has stacks {', '.join(STACKS)}")
+    if stack == "encoder":
+        blocks = _first(model, _ENCODER_BLOCK_PATHS, nn.ModuleList)
+        encoder = model.get_encoder() if hasattr(model, "get_encoder") else None
+        if blocks is None or encoder is None:
+            raise _missing(model, "encoder blocks", _ENCODER_BLOCK_PATHS)
+        return Parts(blocks=blocks, runner=encoder, final_norm=None, unembed=None, logit_softcap=None, stack=stack)
+    blocks = _first(model, _DECODER_BLOCK_PATHS, nn.ModuleList)
+    if blocks is None:
+        raise _missing(model, "decoder blocks", _DECODER_BLOCK_PATHS)
+    cfg = model.config
+    # Post-norm decoders (Marian) have no final norm: each block's output is already normed.
+    norm = _first(model, _DECODER_NORM_PATHS) or nn.Identity()
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    scale = None
+    if getattr(cfg, "model_type", "") == "t5" and getattr(cfg, "scale_decoder_outputs", getattr(cfg, "tie_word_embeddings", False)):
+        scale = float(cfg.d_model) ** -0.5
+    bias = getattr(model, "final_logits_bias", None)
+    return Parts(blocks=blocks, runner=model, final_norm=norm, unembed=out if isinstance(out, nn.Module) else None,
+                 logit_softcap=None, stack=stack, logit_scale=scale,
+                 logit_bias=bias if isinstance(bias, torch.Tensor) else None)
+
+
+def decoder_start(model: Any) -> int:
+    """``decoder_start_token_id`` of an encoder-decoder model (generation config, then config)."""
+    for cfg in (getattr(model, "generation_config", None), model.config):
+        value = getattr(cfg, "decoder_start_token_id", None)
+        if value is not None:
+            return int(value)
+    raise ModelLoadError(f"{type(model).__name__} names no decoder_start_token_id in its config")

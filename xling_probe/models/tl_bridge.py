@@ -45,13 +45,17 @@ def boot_bridge(handle: ModelHandle, *, copy_model: bool = False) -> Any:
         handle.model = copy.deepcopy(handle.model)
         handle.parts = find_parts(handle.model)
     cfg = handle.model.config
+    if not getattr(cfg, "architectures", None):
+        # A model built from a config (not loaded from a folder) names no architecture; the bridge reads it there.
+        cfg.architectures = [type(handle.model).__name__]
     # The architecture name tells the bridge which adapter to use; the weights come from hf_model.
     arch_name = getattr(cfg, "_name_or_path", "") or handle.name
+    tokenizer = _with_source(handle.tokenizer)
     try:
         return TransformerBridge.boot_transformers(
             arch_name if "/" in arch_name else tl_adapter_name(cfg),
             hf_model=handle.model,
-            tokenizer=handle.tokenizer,
+            tokenizer=tokenizer,
             device=str(handle.device),
             dtype=handle.dtype,
         )
@@ -60,3 +64,21 @@ def boot_bridge(handle: ModelHandle, *, copy_model: bool = False) -> Any:
             f"TransformerLens could not wrap {handle.name} ({type(handle.model).__name__}): {exc}. "
             "Use backend='hf'."
         ) from None
+
+
+def _with_source(tokenizer: Any) -> Any:
+    """The tokenizer, or an identical copy reloaded from a temporary folder when it was built in memory.
+
+    TransformerLens re-creates the tokenizer from ``init_kwargs["name_or_path"]`` (to switch BOS on),
+    which a tokenizer built in memory does not have; saved and reloaded, it has one.
+    """
+    if getattr(tokenizer, "bos_token", None) is None or "name_or_path" in (getattr(tokenizer, "init_kwargs", None) or {}) \
+            and tokenizer.init_kwargs["name_or_path"]:
+        return tokenizer
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    folder = tempfile.mkdtemp(prefix="xling-probe-tokenizer-")
+    tokenizer.save_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder, local_files_only=True)

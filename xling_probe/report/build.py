@@ -152,17 +152,20 @@ def build_report(
     force: bool = False,
     progress: bool = True,
     load_options: dict[str, Any] | None = None,
+    extract_options: dict[str, Any] | None = None,
 ) -> ReportResult:
     """Run every stage and write the report into ``out`` (refused when not empty unless ``force``).
 
     ``model``: a ModelHandle or a name/path for :func:`load_model` (None = the offline Gemma 3
-    270M; ``load_options`` are passed to it: backend, device, dtype). ``corpus``: a ParallelCorpus or a file path (None = the bundled sample). ``langs``:
+    270M; ``load_options`` are passed to it: backend, device, dtype, device_map, stack...; ``extract_options``
+    to :func:`~xling_probe.extract`: source_language, decoder_input of a decoder stack). ``corpus``: a ParallelCorpus or a file path (None = the bundled sample). ``langs``:
     languages to use (None = :data:`DEFAULT_LANGS` present in the corpus, else all). ``pairs``:
     the (source, target) pairs of the language-drift sections, read by :func:`drift_pairs` (target
     words needed in the word list; a pair without words is skipped with a note); the similarity
     sections always score every pair of languages. ``limit``: first N sentences. ``words``: word
     list for the drift (None = bundled). ``metrics``: the similarity metrics (default
-    :data:`REPORT_METRICS`). Models without an unembedding skip the drift section.
+    :data:`REPORT_METRICS`). Models without an unembedding (encoders, the encoder stack of an
+    encoder-decoder model) skip the drift section and say why; every other section runs on their states.
     """
     from ..measures.registry import parse_metrics
     from ..paths import prepare_output_folder as prepare_out
@@ -172,16 +175,17 @@ def build_report(
     out = prepare_out(out, force=force)
     stages = _Stages(STAGES, progress)
     try:
-        return _build(out, stages, model, corpus, langs, limit, pairs_of_drift, load_options, words=words, metrics=metrics,
-                      null_permutations=null_permutations, bootstrap=bootstrap, drift_items=drift_items, shots=shots,
+        return _build(out, stages, model, corpus, langs, limit, pairs_of_drift, load_options, extract_options or {},
+                      words=words, metrics=metrics, null_permutations=null_permutations, bootstrap=bootstrap, drift_items=drift_items, shots=shots,
                       batch_size=batch_size, max_length=max_length, static=static, dpi=dpi, seed=seed,
                       progress=progress)
     finally:
         stages.bar.close()
 
 
-def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, *, words, metrics, null_permutations,
-           bootstrap, drift_items, shots, batch_size, max_length, static, dpi, seed, progress) -> ReportResult:
+def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, extract_options, *, words, metrics,
+           null_permutations, bootstrap, drift_items, shots, batch_size, max_length, static, dpi, seed,
+           progress) -> ReportResult:
     """The stages of :func:`build_report`. The corpus is loaded and its languages checked before
     the model is loaded: a typo in a language code must not cost a model load."""
     from ..data.corpus import ParallelCorpus, load_corpus
@@ -192,7 +196,7 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
         corpus = ParallelCorpus.sample()
     elif not isinstance(corpus, ParallelCorpus):
         corpus = load_corpus(corpus)
-    corpus = stages.run("corpus", _select, corpus, langs, limit)
+    full, corpus = corpus, stages.run("corpus", _select, corpus, langs, limit)
     if isinstance(model, ModelHandle):
         handle = model
         stages.skip("model", f"a loaded model was given ({model.name})")
@@ -201,8 +205,11 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
 
     from ..extraction.extract import extract
 
-    acts = stages.run("extract", extract, handle, corpus, pooling="mean", batch_size=batch_size, max_length=max_length,
-                      progress=progress)
+    source = corpus
+    if handle.stack == "decoder":  # the encoder may read a language left out of the report (source_language)
+        source, extract_options = (full.head(limit) if limit else full), {**extract_options, "languages": corpus.languages}
+    acts = stages.run("extract", extract, handle, source, pooling="mean", batch_size=batch_size, max_length=max_length,
+                      progress=progress, **extract_options)
     sections, tables, figures = _analyses(stages, handle, acts, notes, drift_pairs, words=words, metrics=metrics,
                                           null_permutations=null_permutations, bootstrap=bootstrap,
                                           drift_items=drift_items, shots=shots, seed=seed, progress=progress)
@@ -210,6 +217,7 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
 
     files = write_all(out, stages, handle, acts, sections, tables, figures, notes, static=static, dpi=dpi, settings={
         "model": handle.name, "fingerprint": handle.fingerprint, "backend": handle.backend, "kind": handle.kind,
+        "stack": handle.stack, **{k: v for k, v in acts.meta.items() if k in ("source_language", "decoder_input")},
         "languages": list(acts.languages), "n_sentences": acts.n_sentences, "layers": list(acts.layers),
         "pooling": "mean", "max_length": max_length, "batch_size": batch_size, "metrics": list(metrics),
         "null_permutations": null_permutations, "bootstrap": bootstrap, "drift_pairs": [list(p) for p in drift_pairs],
@@ -309,9 +317,30 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
     sections.append(Section("embedding", f"Sentence map at layer {peak} (PCA)", TEXTS["embedding"],
                             [("embedding", figs["embedding"])]))
 
-    stages.run("drift", _drift_sections, handle, drift_pairs, sections, tables, figs, notes, words=words,
-               items=drift_items, shots=shots, seed=seed, progress=progress)
+    why = drift_unavailable(handle)
+    if why:
+        notes.append(why)
+        sections.append(Section("drift", "Language drift (skipped)", "", notes=[why]))
+        stages.skip("drift", why)
+    else:
+        stages.run("drift", _drift_sections, handle, drift_pairs, sections, tables, figs, notes, words=words,
+                   items=drift_items, shots=shots, seed=seed, progress=progress)
     return sections, tables, figs
+
+
+def drift_unavailable(handle) -> str | None:
+    """Why the logit-lens drift cannot run on ``handle`` (the note of the skipped section), or ``None`` when it can."""
+    if handle.has_unembedding and handle.kind == "decoder":
+        return None
+    if getattr(handle, "remote", False):
+        return (f"Language drift skipped: {handle.name} runs remotely, and the logit lens applies the unembedding on "
+                "this machine, which has none of a remote model's weights. Run the drift on a local model.")
+    if handle.stack == "encoder":
+        return (f"Language drift skipped: {handle.name} was loaded with its encoder stack, which has no unembedding "
+                "(LM head): the logit lens needs the decoder stack: --stack decoder (load_model(..., stack='decoder')). "
+                "Similarity and neutrality above are of the encoder's states.")
+    return (f"Language drift skipped: {handle.name} is {'an encoder' if handle.kind != 'decoder' else 'a model'} "
+            "without an unembedding (LM head), so the logit lens cannot decode its layers. Use a decoder LM.")
 
 
 def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words, items, shots, seed, progress):
@@ -320,12 +349,6 @@ def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words
     from .captions import describe_drift, describe_items
     from .html import TEXTS, Section
 
-    if not handle.has_unembedding or handle.kind != "decoder":
-        note = (f"Language drift skipped: {handle.name} is {'an encoder' if handle.kind != 'decoder' else 'a model'} "
-                "without an unembedding (LM head), so the logit lens cannot decode its layers. Use a decoder LM.")
-        notes.append(note)
-        sections.append(Section("drift", "Language drift (skipped)", "", notes=[note]))
-        return
     wl = load_words(words)
     first_table = None
     for src, tgt in drift_pairs:

@@ -48,7 +48,8 @@ def write_all(out: Path, stages, handle, acts, sections, tables, figures, notes,
         for key, _ in s.figures:
             s.links = static_files.get(key, []) + s.links
 
-    intro = [("model", f"{handle.name} ({handle.kind}, {handle.n_blocks} blocks, width {handle.d_model})"),
+    kind = f"{handle.stack} stack of an encoder-decoder model" if handle.stack else handle.kind
+    intro = [("model", f"{handle.name} ({kind}, {handle.n_blocks} blocks, width {handle.d_model})"),
              ("languages", ", ".join(acts.languages)), ("sentences", str(acts.n_sentences)),
              ("layers", f"{acts.layers[0]}–{acts.layers[-1]} (0 = embeddings, l = output of block l-1)"),
              ("reproduce", "manifest.json lists every setting and library version")]
