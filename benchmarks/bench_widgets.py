@@ -14,7 +14,15 @@
    control returns and until the background result is drawn. Numba's one-off compilation of
    UMAP is timed separately on a small input first.
 
-Usage: python benchmarks/bench_widgets.py [--sweeps 5] [--umap-layers 3]
+3. ``--languages 402``: SimilarityExplorer on a random SimilarityResult of 402 languages (the UDHR
+   corpus's codes when ../shared/data/udhr is there, else made-up distinct codes) x 19 layers, built
+   directly with numpy (no activations). Layer-change latency as in 1 (the view sends only the
+   heatmap's ``z``), checked against the result's slice in the view's order; the time to encode the
+   message the kernel would send (ipywidgets serialisation + JSON, not part of the latency above);
+   order/filter changes; and the JSON size of ``language_heatmap`` per order. Merged into the
+   existing JSON under ``similarity_explorer_<N>_languages`` (other keys are kept).
+
+Usage: python benchmarks/bench_widgets.py [--sweeps 5] [--umap-layers 3] [--languages 402]
 Writes benchmarks/results/widgets.json.
 """
 
@@ -161,12 +169,101 @@ def bench_embedding(umap_layers: int) -> dict:
     }
 
 
+def many_languages(n: int) -> tuple[str, ...]:
+    """``n`` distinct language codes: the UDHR corpus's when available, else ISO 639-3 codes of the family table."""
+    from xling_probe.data.families import load_families
+    from xling_probe.data.languages import normalize_code
+
+    udhr = HERE.parent.parent / "shared" / "data" / "udhr" / "udhr_402x50.tsv"
+    if udhr.exists():
+        codes = [normalize_code(c, "udhr") for c in udhr.open(encoding="utf-8").readline().rstrip("\n").split("\t")[1:]]
+    else:
+        codes = sorted(load_families())
+    codes = list(dict.fromkeys(codes))
+    codes += [f"{codes[k % len(codes)]}-x-b{k}" for k in range(max(0, n - len(codes)))]
+    return tuple(codes[:n])
+
+
+def bench_many(n: int, sweeps: int, n_layers: int = 19) -> dict:
+    import itertools
+
+    from plotly.serializers import _py_to_js  # what ipywidgets sends: the widget's own serialiser
+
+    from xling_probe.measures.result import SimilarityResult
+    from xling_probe.plots import language_heatmap
+
+    langs = many_languages(n)
+    rng = np.random.default_rng(0)
+    v = rng.uniform(0, 1, size=(1, n_layers, n, n))
+    v = (v + v.transpose(0, 1, 3, 2)) / 2
+    v[:, :, np.arange(n), np.arange(n)] = np.nan
+    result = SimilarityResult(metrics=("cka",), layers=tuple(range(n_layers)), languages=langs,
+                              pairs=tuple(itertools.combinations(langs, 2)), arrays={"value": v})
+    t = time.perf_counter()
+    ex = SimilarityExplorer(result, layer=0)
+    init_ms = 1000 * (time.perf_counter() - t)
+    fw, sent = ex.figures["heatmap"], []
+    send = fw._send_update_msg
+
+    def spy(restyle_data, relayout_data, trace_indexes=None, source_view_id=None):
+        sent.append(restyle_data)
+        return send(restyle_data, relayout_data, trace_indexes, source_view_id)
+
+    fw._send_update_msg = spy
+    idx = [langs.index(c) for c in ex.view.languages]
+    layer_ms, encode_ms, payload = [], [], 0
+    for s in range(sweeps):
+        for layer in (list(result.layers) if s % 2 == 0 else list(result.layers)[::-1]):
+            if layer == ex.layer.value:
+                continue
+            layer_ms.append(timed(lambda: setattr(ex.layer, "value", layer)))
+            want = np.round(v[0, layer][np.ix_(idx, idx)], 3)
+            assert np.array_equal(np.asarray(fw.data[0].z, float), want, equal_nan=True), layer
+            assert list(sent[-1]) == ["z"], list(sent[-1])
+            t = time.perf_counter()
+            payload = len(json.dumps(_py_to_js(sent[-1], None)))
+            encode_ms.append(1000 * (time.perf_counter() - t))
+    changes = {}
+    for name, control, value in (("order_cluster", ex.order, "cluster"), ("order_script", ex.order, "script"),
+                                 ("filter_family", ex.family, ex.family.options[1]), ("filter_all", ex.family, "all")):
+        changes[name] = round(timed(lambda: setattr(control, "value", value)), 1)
+    sizes = {}
+    for order in (None, "cluster", "family", "script"):
+        t = time.perf_counter()
+        fig = language_heatmap(result, "cka", 5, order=order, dendrogram=order == "cluster")
+        sizes[str(order)] = {"build_ms": round(1000 * (time.perf_counter() - t), 1),
+                             "json_bytes": len(fig.to_json()), "group_labels": len(fig.layout.xaxis.ticktext or ())}
+    lat = stats(layer_ms)
+    return {
+        "setup": {"languages": n, "layers": n_layers, "pairs": len(result.pairs), "cells": n * n,
+                  "explorer_init_ms": round(init_ms, 1), "order": "family (the default above 60 languages)"},
+        "layer_change": {**lat, "sent": "heatmap z only (+ title) and the curves' marker", "target_ms": TARGET_MS,
+                         "meets_target": bool(lat["p95_ms"] < TARGET_MS)},
+        "layer_change_message_encode": {**stats(encode_ms), "json_bytes": payload,
+                                        "note": "serialising the z update as the kernel would (not in layer_change)"},
+        "view_change_ms": changes,
+        "language_heatmap_figure": sizes,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sweeps", type=int, default=5)
     parser.add_argument("--umap-layers", type=int, default=3)
     parser.add_argument("--out", default=str(HERE / "results" / "widgets.json"))
+    parser.add_argument("--languages", type=int, default=None,
+                        help="only the many-language SimilarityExplorer benchmark, merged into --out")
     args = parser.parse_args()
+    if args.languages:
+        path = Path(args.out)
+        out = json.loads(path.read_text()) if path.exists() else {}
+        out[f"similarity_explorer_{args.languages}_languages"] = {"machine": machine(),
+                                                                  **bench_many(args.languages, args.sweeps)}
+        text = json.dumps(out, indent=2, ensure_ascii=False)
+        print(json.dumps(out[f"similarity_explorer_{args.languages}_languages"], indent=2, ensure_ascii=False))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+        return
     out = {"machine_before": machine()}
     t = time.perf_counter()
     out["similarity_explorer"] = bench_similarity(args.sweeps)

@@ -30,9 +30,10 @@ from xling_probe.labels import layer_position, parse_pair, resolve_language
 from xling_probe.measures.engine import cross_layer_similarity
 from xling_probe.measures.registry import METRICS
 from xling_probe.measures.result import CrossLayerResult, SimilarityResult
-from xling_probe.plots import cross_layer_heatmap, language_heatmap, similarity_curves
+from xling_probe.plots import cross_layer_heatmap, similarity_curves
 
 from ._base import ExportBar, WidgetLog, figure_widget, message_figure, refresh
+from .heatmap_view import ALL, ORDER_CHOICES, HeatmapView, filter_choices
 
 #: Metrics for which a layer x layer matrix can be computed (``MetricSpec.cross_layer`` in the registry).
 CROSS_METRICS = tuple(name for name, spec in METRICS.items() if spec.cross_layer)
@@ -76,15 +77,22 @@ class SimilarityExplorer(W.VBox):
     pairs: pairs drawn as curves, as ``(a, b)`` tuples or labels in the :mod:`xling_probe.labels`
         grammar (``"en-de"``, ``"en/zh-Hant"``, any language spelling; default: the first four pairs).
     pair: the pair of the layer x layer heatmap (default: the first of ``pairs``).
+    order: order of the heatmap's languages: ``"none"`` (the result's), ``"cluster"``, ``"family"`` or
+        ``"script"`` (:func:`~xling_probe.plots.language_heatmap`; default: none up to 60 languages,
+        family above). The order is computed when the metric, order or a filter changes and kept
+        while the layer moves; above 60 languages a layer change sends only the heatmap's ``z``.
+    family, script: show only the languages of one family / script (default ``"all"``).
 
     Attributes: controls ``metric`` (Dropdown), ``layer`` (SelectionSlider of layer numbers),
-    ``pairs`` (SelectMultiple; values are ``(a, b)`` tuples), ``pair`` (Dropdown); ``figures``
+    ``pairs`` (SelectMultiple; values are ``(a, b)`` tuples), ``pair`` (Dropdown), ``order``,
+    ``family``, ``script`` (Dropdowns of the heatmap view, :class:`~.heatmap_view.HeatmapView`: ``view``); ``figures``
     (``"heatmap"``, ``"curves"``, ``"cross"`` -> FigureWidget), ``log`` (refreshes per figure),
     ``computed`` (layer x layer matrices computed per ``(a, b, metric)``), ``export_bar``.
     """
 
     def __init__(self, result: SimilarityResult, acts: Activations | None = None, *, metric: str | None = None,
-                 layer: int | None = None, pairs: Sequence[Any] | None = None, pair: Any = None) -> None:
+                 layer: int | None = None, pairs: Sequence[Any] | None = None, pair: Any = None,
+                 order: str | None = None, family: str = ALL, script: str = ALL) -> None:
         if not isinstance(result, SimilarityResult):
             raise MetricError(f"SimilarityExplorer needs a SimilarityResult (from xling_probe.measures.engine.similarity), "
                               f"got {type(result).__name__}")
@@ -109,6 +117,14 @@ class SimilarityExplorer(W.VBox):
         self.pairs = W.SelectMultiple(options=options, value=tuple(chosen), rows=min(6, len(options)),
                                       description="curves")
         self.pair = W.Dropdown(options=options, value=pair, description="layer × layer")
+        self.view = HeatmapView(result)
+        big = len(result.languages) > 60
+        self.order = W.Dropdown(options=list(ORDER_CHOICES), value=order or ("family" if big else "none"),
+                                description="order")
+        self.family = W.Dropdown(options=filter_choices(result.languages, "family"), value=family,
+                                 description="family")
+        self.script = W.Dropdown(options=filter_choices(result.languages, "script"), value=script,
+                                 description="script")
         self.figures = {name: figure_widget() for name in FIGURES}
         for name in FIGURES:
             self._refresh(name)
@@ -117,10 +133,10 @@ class SimilarityExplorer(W.VBox):
         self.export_bar = ExportBar(lambda: self.figures[self.export_choice.value], "similarity_heatmap")
         self.export_choice.observe(lambda ch: setattr(self.export_bar.path, "value", f"similarity_{ch['new']}"),
                                    "value")
-        for name in ("metric", "layer", "pairs", "pair"):
+        for name in ("metric", "layer", "pairs", "pair", "order", "family", "script"):
             getattr(self, name).observe(self._on(name), "value")
         super().__init__([
-            W.HBox([W.VBox([self.metric, self.layer]), self.pairs]),
+            W.HBox([W.VBox([self.metric, self.layer]), self.pairs, W.VBox([self.order, self.family, self.script])]),
             # side by side on a wide screen, one under the other on a narrow one (never clipped)
             W.HBox([self.figures["heatmap"], self.figures["curves"]], layout=W.Layout(flex_flow="row wrap")),
             self.pair, self.figures["cross"],
@@ -154,8 +170,9 @@ class SimilarityExplorer(W.VBox):
 
     # ------------------------------------------------------------------ figures
     def heatmap_figure(self) -> go.Figure:
-        """Language x language heatmap of the current metric at the current layer."""
-        return language_heatmap(self.result, self.metric.value, self.layer.value)
+        """Language x language heatmap of the current metric at the current layer (order and filters of :attr:`view`)."""
+        return self.view.figure(self.metric.value, self.layer.value, self.order.value, self.family.value,
+                                self.script.value)
 
     def curves_figure(self) -> go.Figure:
         """Per-layer curves of the chosen pairs with the marker at the current layer."""
@@ -201,6 +218,21 @@ class SimilarityExplorer(W.VBox):
         refresh(self.figures[name], fig)
         self.log.bump(name)
 
+    def _layer_heatmap(self) -> None:
+        """The heatmap at the new layer: above 60 languages only ``z`` and the title are sent (same
+        languages, same order); otherwise the whole figure is refreshed."""
+        fw = self.figures["heatmap"]
+        if not self.view.big or self.view.key != (self.metric.value, self.order.value, self.family.value,
+                                                  self.script.value):
+            self._refresh("heatmap")
+            return
+        z = self.view.z(self.metric.value, self.layer.value)
+        title = f"{self.result.spec(self.metric.value).label} at layer {self.layer.value}"
+        with fw.batch_update():
+            fw.data[0].z = z
+            fw.layout.title.text = title
+        self.log.bump("heatmap")
+
     def _move_marker(self) -> None:
         fw = self.figures["curves"]
         if not fw.layout.shapes:  # the "no pair selected" message has no marker
@@ -225,9 +257,10 @@ class SimilarityExplorer(W.VBox):
             if self._holding:
                 return
             if control == "layer":
-                self._refresh("heatmap")
+                self._layer_heatmap()
                 self._move_marker()
-            for name in {"metric": FIGURES, "pairs": ("curves",), "pair": ("cross",)}.get(control, ()):
+            for name in {"metric": FIGURES, "pairs": ("curves",), "pair": ("cross",), "order": ("heatmap",),
+                         "family": ("heatmap",), "script": ("heatmap",)}.get(control, ()):
                 self._refresh(name)
         return handler
 
@@ -251,7 +284,7 @@ class SimilarityExplorer(W.VBox):
                 self._refresh(name)
             return
         if changed[1]:
-            self._refresh("heatmap")
+            self._layer_heatmap()
         if changed[2]:
             self._refresh("curves")
         elif changed[1]:

@@ -34,6 +34,9 @@ def _check_activations(acts: Any, what: str) -> Activations:
             f"{what} must be an Activations object (from extract() or Activations.load()), "
             f"got {type(acts).__name__}"
         )
+    # Store-backed activations are read into memory here: centering and projections need every
+    # sentence of a language at once (a language's mean, a least-squares fit).
+    acts = acts.in_memory()
     if not np.all(np.isfinite(acts.data)):
         raise MetricError(f"{what} contain NaN or infinite values; re-extract them (e.g. in float32)")
     return acts

@@ -23,8 +23,10 @@ from ..errors import CorpusError, LanguageCodeError
 from ..labels import resolve_language
 from .columns import clean_cell, pick_columns, read_labels, warn_code_notes
 from .conventions import AUTO, CodeReading, check_conventions, detect_convention
+from .corpus_loaders import BigCorpusLoaders
 from .languages import is_language_code, language_name
-from .readers import ID_KEY, dataframe_table, decode_file, hf_table, jsonl_table, tsv_table
+from .readers import ID_KEY, dataframe_table, decode_file, jsonl_table, tsv_table
+from .streams import stream_table
 
 #: Column names that are metadata, not languages, when a table is read without ``languages=``.
 METADATA_COLUMNS = frozenset({"orig_lang", "source", "domain", "topic", "url", "split", "note", "notes", "concept"})
@@ -38,8 +40,8 @@ def _preview(items: Sequence[Any], n: int = 10) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class ParallelCorpus:
-    """Sentences aligned by id across languages.
+class ParallelCorpus(BigCorpusLoaders):
+    """Sentences aligned by id across languages (big public corpora: see :mod:`.corpus_loaders`).
 
     ``sentences[lang][i]`` is the translation of sentence ``ids[i]`` into ``lang`` (a canonical
     code); ``labels[lang]`` is the code as the source wrote it, for display.
@@ -209,8 +211,13 @@ class ParallelCorpus:
         text_column: str = "text",
         on_missing: str = "error",
         conventions: str | None = AUTO,
+        limit: int | None = None,
     ) -> ParallelCorpus:
         """From a Hugging Face ``datasets.Dataset`` (or a ``{language: Dataset}`` mapping).
+
+        An ``IterableDataset`` (``streaming=True``) or any iterable of row dicts is read row by row,
+        never whole: ``limit=N`` keeps the first N ids (a wide stream stops after N rows; a long
+        one is read to its end, since any row may belong to a kept id, but stores only those ids).
 
         Accepted shapes: wide (one column per language, optionally ``sentence_<code>`` as in the
         original FLORES); long (FLORES+ style: one row per sentence and language with a ``text``
@@ -218,7 +225,7 @@ class ParallelCorpus:
         from language code to a dataset with ``id`` and ``text`` columns. Two rows for the same
         (id, language) are an error.
         """
-        table, source = hf_table(dataset, id_column, text_column)
+        table, source = stream_table(dataset, id_column, text_column, limit)
         return cls._from_table(table, languages, None, on_missing, {"source": source}, conventions)
 
     @classmethod

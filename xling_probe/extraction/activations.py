@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import CacheError, ExtractionError
 from ..labels import LayerSpec, layer_position, parse_layers, resolve_language, select_layers
 from .store import MANIFEST_FILE, read_activations, redo_hint, write_activations
+from .zarr_store import StoreArray
 
 DIMS = ("layer", "language", "sentence", "hidden")
 
@@ -30,7 +31,9 @@ class Activations:
     ----------
     data:
         float32 array of shape ``(n_layers, n_languages, n_sentences, hidden)``, read-only (a
-        frozen result: :meth:`replace` makes a new one; ``data.copy()`` gives a writable array).
+        frozen result: :meth:`replace` makes a new one; ``data.copy()`` gives a writable array), or a
+        lazy :class:`~xling_probe.extraction.zarr_store.StoreArray` over an on-disk store (``lazy``),
+        read only where it is indexed.
     layers:
         residual-stream index of each entry of axis 0 (0 = embeddings, l = after block l-1).
     languages:
@@ -54,7 +57,7 @@ class Activations:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        data = np.asarray(self.data)
+        data = self.data if isinstance(self.data, StoreArray) else np.asarray(self.data)
         if data.ndim != 4:
             raise ExtractionError(f"activations must be 4-D {DIMS}, got shape {data.shape}")
         expected = (len(self.layers), len(self.languages), len(self.ids))
@@ -63,7 +66,7 @@ class Activations:
                 f"activation shape {data.shape} does not match labels "
                 f"(layers={expected[0]}, languages={expected[1]}, sentences={expected[2]})"
             )
-        if data.flags.writeable:
+        if isinstance(data, np.ndarray) and data.flags.writeable:
             # A read-only view: the caller's own array stays writable, this result cannot be changed in place.
             data = data.view()
             data.setflags(write=False)
@@ -78,6 +81,15 @@ class Activations:
     @property
     def shape(self) -> tuple[int, int, int, int]:
         return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the numbers live in an on-disk store (read on access) rather than in memory."""
+        return isinstance(self.data, StoreArray)
+
+    def in_memory(self) -> Activations:
+        """The same activations with the data read into memory (itself when it already is)."""
+        return self if not self.lazy else self.replace(np.asarray(self.data))
 
     @property
     def hidden_size(self) -> int:
@@ -150,7 +162,10 @@ class Activations:
             si = [pos[s] for s in wanted]
         else:
             si = list(range(len(self.ids)))
-        data = self.data[np.ix_(li, gi, si)] if (li and gi and si) else self.data[li][:, gi][:, :, si]
+        if self.lazy:
+            data = self.data.subset(li, gi, si)  # still lazy: reads happen when the numbers are used
+        else:
+            data = self.data[np.ix_(li, gi, si)] if (li and gi and si) else self.data[li][:, gi][:, :, si]
         langs = tuple(self.languages[i] for i in gi)
         texts = None
         if self.texts is not None:
@@ -167,7 +182,7 @@ class Activations:
 
     def replace(self, data: np.ndarray, **meta: Any) -> Activations:
         """Same labels, new data of the same shape (used by centering and projections)."""
-        if data.shape != self.data.shape:
+        if tuple(data.shape) != tuple(self.data.shape):
             raise ExtractionError(f"replacement data has shape {data.shape}, expected {self.data.shape}")
         return Activations(
             data=data,
@@ -185,7 +200,7 @@ class Activations:
         import xarray as xr
 
         return xr.DataArray(
-            self.data,
+            self.data.to_dask() if self.lazy else self.data,
             dims=DIMS,
             coords={
                 "layer": list(self.layers),
@@ -203,7 +218,7 @@ class Activations:
         manifest = manifest_of(self)
         if self.texts is not None:
             manifest["texts"] = {k: list(v) for k, v in self.texts.items()}
-        return write_activations(Path(folder), self.data, manifest)
+        return write_activations(Path(folder), np.asarray(self.data), manifest)
 
     @classmethod
     def load(cls, folder: str | Path) -> Activations:

@@ -21,94 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..data.corpus import ParallelCorpus
 from ..errors import ExtractionError
 from ..labels import LayerSpec, parse_layers, resolve_layers  # noqa: F401 - re-exported, extract.resolve_layers is public
 from ..models.loading import ModelHandle
 from .activations import Activations
-from .pooling import Pooling, check_pooling, pooling_weights
-from .backends import make_runner
-from .runners import pad_batch, seq2seq_batch, tokenize
+from .pooling import Pooling, check_pooling
+from .texts import extract_texts  # noqa: F401 - re-exported: extract.extract_texts is public
 
 CHUNK = 256  # sentences per cache part: the unit that an interrupted extraction resumes from
-
-
-def extract_texts(
-    handle: ModelHandle,
-    texts: Sequence[str],
-    layers: Sequence[int],
-    *,
-    pooling: Pooling = "mean",
-    include_special: bool = False,
-    batch_size: int = 16,
-    max_length: int = 512,
-    padding_side: str | None = None,
-    progress: Any = None,
-    out: np.ndarray | None = None,
-    final_norm_last: bool = False,
-    language: str | None = None,
-    sources: Sequence[str] | None = None,
-    source_language: str | None = None,
-    decoder_input: str = "translation",
-) -> tuple[np.ndarray, int]:
-    """Pooled states ``[len(layers), len(texts), d_model]`` (float32) and the truncation count.
-
-    Sentences are sorted by length (longest first) so batches carry little padding, then put
-    back in the input order. With ``out`` (a float32 array or view of that shape) the states are
-    written there and no other result array is allocated. With ``final_norm_last`` the last
-    residual state (``handle.n_states - 1``, when requested) goes through the model's own final
-    norm before pooling, as HF ``output_hidden_states`` returns it (the MEXA recipe).
-
-    Encoder-decoder models (:mod:`.seq2seq`): ``language`` sets the language tag of ``texts``. On the
-    encoder stack ``texts`` are the encoder input; on the decoder stack they are the target
-    (``decoder_input="translation"``: teacher-forced after the start token and ``language``'s tag;
-    ``"tag"``: the prefix only) and ``sources`` (in ``source_language``) are the encoder input.
-    """
-    src = None
-    if handle.stack is None:
-        tok = tokenize(handle.tokenizer, texts, max_length)
-    else:
-        from .seq2seq import tokenize_source, tokenize_target
-
-        if handle.stack == "encoder":
-            tok = tokenize_source(handle.tokenizer, texts, language, max_length)
-        else:
-            if sources is None or len(sources) != len(texts):
-                raise ExtractionError("the decoder stack needs one source sentence per target sentence (sources=)")
-            src = tokenize_source(handle.tokenizer, sources, source_language, max_length)
-            tok = tokenize_target(handle.tokenizer, handle.model, texts, language, len(texts), decoder_input, max_length)
-    side = padding_side or ("right" if handle.kind == "encoder" or handle.stack else handle.tokenizer.padding_side or "right")
-    if side not in ("left", "right"):
-        raise ExtractionError(f"padding_side must be 'left' or 'right', got {side!r}")
-    order = sorted(range(len(texts)), key=lambda k: -len(tok.ids[k]))
-    runner = make_runner(handle, layers)
-    norm = handle.parts.final_norm if final_norm_last else None
-    normed = (handle.n_states - 1, norm) if norm is not None else None
-    shape = (len(layers), len(texts), handle.d_model)
-    if out is not None and (out.shape != shape or out.dtype != np.float32):
-        raise ExtractionError(f"out must be a float32 array of shape {shape}, got {out.dtype} {out.shape}")
-    result = out if out is not None else np.empty(shape, dtype=np.float32)
-    pad_id = handle.tokenizer.pad_token_id
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = pad_batch([tok.ids[k] for k in idx], [tok.special[k] for k in idx], pad_id, side)
-            if src is not None:
-                batch = seq2seq_batch(pad_batch([src.ids[k] for k in idx], [src.special[k] for k in idx], pad_id, side),
-                                      batch)
-            weights = pooling_weights(
-                batch.get("pool_mask", batch["attention_mask"]).to(handle.device),
-                batch["special_tokens_mask"].to(handle.device),
-                pooling,
-                include_special=include_special,
-            )
-            pooled = runner(batch, weights, normed)
-            result[:, idx] = pooled.cpu().numpy()
-            if progress is not None:
-                progress.update(len(idx))
-    return result, tok.n_truncated + (src.n_truncated if src is not None else 0)
 
 
 def extract(
@@ -128,6 +50,9 @@ def extract(
     recipe: str | None = None,
     source_language: str | None = None,
     decoder_input: str = "translation",
+    store: str | Path | None = None,
+    store_dtype: str = "float32",
+    client: Any = None,
 ) -> Activations:
     """Pooled residual-stream activations of ``corpus`` at ``layers`` for ``languages``.
 
@@ -150,6 +75,13 @@ def extract(
     On the decoder stack the encoder reads ``source_language``'s sentences (default: English when the
     corpus has it, else its first language) and the decoder reads each language's translation
     after its forced language tag (``decoder_input="translation"``) or the tag alone (``"tag"``).
+
+    Out of core: with ``store="path.zarr"`` the states go into a chunked zarr store (layer x language
+    x block of sentences; ``store_dtype="float16"``/``"bfloat16"`` halves it on disk, computation stays
+    float32) as each piece finishes, an interrupted run resumes from the finished pieces, and the
+    result is backed lazily by the store (``acts.lazy``; ``acts.sel(...)`` reads only what it selects).
+    With a ``dask.distributed`` ``client`` the pieces run on the workers, which each load the model
+    once and write into the (shared) store.
     """
     from ..recipes import EXTRACT_RECIPES, resolve
 
@@ -203,53 +135,22 @@ def extract(
         fields.update(seq2seq)
         if model.stack == "decoder":  # the encoder's sentences change the states: they key the cache too
             fields["source_hash"] = full_corpus.select_languages([seq2seq["source_language"]]).content_hash()
-    entry = None
-    if cache:
-        from .store import CacheEntry
-
-        entry = CacheEntry.open(fields, root=cache_root)
+    options = {"pooling": pooling, "include_special": include_special, "batch_size": batch_size,
+               "max_length": max_length, "padding_side": padding_side, "final_norm_last": final_norm_last,
+               "source_language": seq2seq.get("source_language"), "decoder_input": decoder_input}
     n = len(corpus)
     chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
-    # One preallocated result; per-language views are filled in place (no final copy).
-    data = np.empty((len(layer_idx), len(corpus.languages), n, model.d_model), dtype=np.float32)
-    per_lang = {lang: data[:, j] for j, lang in enumerate(corpus.languages)}
-    todo: list[tuple[str, int, int]] = []
-    for lang in corpus.languages:
-        for k, (s, e) in enumerate(chunks):
-            part = entry.load_part(f"{lang}-{k}") if entry is not None else None
-            if part is not None and part.shape == (len(layer_idx), e - s, model.d_model):
-                per_lang[lang][:, s:e] = part
-            else:
-                todo.append((lang, k, s))
-    truncated: dict[str, int] = {}
-    if todo:
-        from tqdm.auto import tqdm
+    shape = (len(layer_idx), len(corpus.languages), n, model.d_model)
 
-        total = sum(min(s + CHUNK, n) - s for _, _, s in todo)
-        bar = tqdm(total=total, desc=f"extract {model.name}", unit="sent", disable=not progress)
-        lock = entry.lock() if entry is not None else nullcontext()
-        with lock, bar:
-            for lang, k, s in todo:
-                e = min(s + CHUNK, n)
-                if entry is not None and (part := entry.load_part(f"{lang}-{k}")) is not None:
-                    per_lang[lang][:, s:e] = part  # finished by another process meanwhile
-                    bar.update(e - s)
-                    continue
-                pair: dict[str, Any] = {}
-                if model.stack is not None:
-                    pair["language"] = lang
-                if model.stack == "decoder":
-                    src = seq2seq["source_language"]
-                    pair.update(sources=full_corpus.sentences[src][s:e], source_language=src, decoder_input=decoder_input)
-                states, n_trunc = extract_texts(  # written straight into the result (no per-chunk copy)
-                    model, corpus.sentences[lang][s:e], layer_idx, pooling=pooling, include_special=include_special,
-                    batch_size=batch_size, max_length=max_length, padding_side=padding_side, progress=bar,
-                    out=per_lang[lang][:, s:e], final_norm_last=final_norm_last, **pair,
-                )
-                _check_finite(states, layer_idx, corpus.labels[lang])
-                truncated[lang] = truncated.get(lang, 0) + n_trunc
-                if entry is not None:
-                    entry.save_part(f"{lang}-{k}", states)
+    def sources_of(s: int, e: int) -> list[str] | None:
+        return list(full_corpus.sentences[seq2seq["source_language"]][s:e]) if model.stack == "decoder" else None
+
+    if store is not None or client is not None:
+        data, truncated = _extract_to_store(model, corpus, layer_idx, options, fields, chunks, shape, store,
+                                            store_dtype, client, progress, sources_of)
+    else:
+        data, truncated = _extract_in_memory(model, corpus, layer_idx, options, fields, chunks, shape, cache,
+                                             cache_root, progress, sources_of)
     if truncated and sum(truncated.values()):
         detail = ", ".join(f"{lang}: {c}" for lang, c in truncated.items() if c)
         warnings.warn(
@@ -282,8 +183,91 @@ def extract(
             "last_state": last_state,
             **({"recipe": rec.name} if rec is not None else {}),
             **seq2seq,
+            **({"store": str(store), "store_dtype": store_dtype} if store is not None else {}),
         },
     )
+
+
+def _extract_in_memory(model, corpus, layer_idx, options, fields, chunks, shape, cache, cache_root, progress,
+                       sources_of) -> tuple[np.ndarray, dict[str, int]]:
+    """Pieces into one preallocated array, each cached as a checksummed part (resumable)."""
+    from .pieces import compute_piece
+
+    entry = None
+    if cache:
+        from .store import CacheEntry
+
+        entry = CacheEntry.open(fields, root=cache_root)
+    n = shape[2]
+    # One preallocated result; per-language views are filled in place (no final copy).
+    data = np.empty(shape, dtype=np.float32)
+    per_lang = {lang: data[:, j] for j, lang in enumerate(corpus.languages)}
+    todo: list[tuple[str, int, int]] = []
+    for lang in corpus.languages:
+        for k, (s, e) in enumerate(chunks):
+            part = entry.load_part(f"{lang}-{k}") if entry is not None else None
+            if part is not None and part.shape == (len(layer_idx), e - s, model.d_model):
+                per_lang[lang][:, s:e] = part
+            else:
+                todo.append((lang, k, s))
+    truncated: dict[str, int] = {}
+    if todo:
+        from tqdm.auto import tqdm
+
+        total = sum(min(s + CHUNK, n) - s for _, _, s in todo)
+        bar = tqdm(total=total, desc=f"extract {model.name}", unit="sent", disable=not progress)
+        lock = entry.lock() if entry is not None else nullcontext()
+        with lock, bar:
+            for lang, k, s in todo:
+                e = min(s + CHUNK, n)
+                if entry is not None and (part := entry.load_part(f"{lang}-{k}")) is not None:
+                    per_lang[lang][:, s:e] = part  # finished by another process meanwhile
+                    bar.update(e - s)
+                    continue
+                states, n_trunc = compute_piece(  # written straight into the result (no per-chunk copy)
+                    model, list(corpus.sentences[lang][s:e]), layer_idx, options, lang, sources_of(s, e),
+                    progress=bar, out=per_lang[lang][:, s:e])
+                _check_finite(states, layer_idx, corpus.labels[lang])
+                truncated[lang] = truncated.get(lang, 0) + n_trunc
+                if entry is not None:
+                    entry.save_part(f"{lang}-{k}", states)
+    return data, truncated
+
+
+def _extract_to_store(model, corpus, layer_idx, options, fields, chunks, shape, store, store_dtype, client, progress,
+                      sources_of):
+    """Pieces into an on-disk zarr store (resumable piece by piece), in this process or on Dask workers."""
+    from tqdm.auto import tqdm
+
+    from .pieces import compute_piece, run_distributed
+    from .zarr_store import ActivationStore
+
+    if store is None:
+        raise ExtractionError("distributed extraction writes into a store that every worker can reach: pass "
+                              "store='path/on/shared/storage.zarr' with client=")
+    labels = {"layers": list(layer_idx), "languages": list(corpus.languages), "ids": list(corpus.ids),
+              "labels": dict(corpus.labels)}
+    st = ActivationStore.open_or_create(store, fields=fields, labels=labels, shape=shape, storage=store_dtype,
+                                        block=CHUNK)
+    todo = st.missing()
+    bar = tqdm(total=sum(chunks[k][1] - chunks[k][0] for _, k in todo), desc=f"extract {model.name} -> store",
+               unit="sent", disable=not progress)
+    truncated: dict[str, int] = {}
+    with bar:
+        if client is not None and todo:
+            work = [(g, k, corpus.languages[g], list(corpus.sentences[corpus.languages[g]][slice(*chunks[k])]),
+                     sources_of(*chunks[k])) for g, k in todo]
+            truncated = run_distributed(client, model, work, layer_idx, options, st.path, bar)
+        else:
+            for g, k in todo:
+                lang = corpus.languages[g]
+                s, e = chunks[k]
+                states, n_trunc = compute_piece(model, list(corpus.sentences[lang][s:e]), layer_idx, options, lang,
+                                                sources_of(s, e), progress=bar)
+                _check_finite(states, layer_idx, corpus.labels[lang])
+                st.write_piece(g, k, states)
+                truncated[lang] = truncated.get(lang, 0) + n_trunc
+    return st.view(), truncated
 
 
 def _source_language(corpus: ParallelCorpus, source_language: str | None) -> str:

@@ -33,6 +33,7 @@ import torch
 from ..errors import MetricError
 from ..extraction.activations import Activations
 from ..labels import resolve_language, resolve_pairs, select_layers
+from .allpairs import all_pairs_similarity, supports
 from .assemble import assemble
 from .cross_layer import CrossLayerResult
 from .kernels import LangState, cka_null_products, pair_hsic, score_pair, self_hsic
@@ -67,6 +68,7 @@ def similarity(
     cka_form: str = "auto",
     max_memory_gb: float = 2.0,
     progress: bool = True,
+    client: Any = None,
 ) -> SimilarityResult:
     """Score every metric at every layer for every language pair of ``acts``.
 
@@ -88,7 +90,9 @@ def similarity(
     seed: seeds the permutations and resamples (the same draws for every pair and layer).
     device: torch device for the computation (default: the GPU when one is visible, else the CPU; float64 on both).
     cka_form: "auto" (cheapest total cost, :func:`~xling_probe.measures.registry.cka_form`), "gram" or "feature".
-    max_memory_gb: working-memory budget that sets how many layers are batched together.
+    max_memory_gb: working-memory budget that sets how many layers are batched together (and, with
+        many pairs and no null/bootstrap, how many languages are scored per block: the all-pairs path).
+    client: a ``dask.distributed`` client: one task per layer on its workers, merged (same numbers).
     """
     if not isinstance(acts, Activations):
         raise MetricError("similarity() needs an Activations object: acts = xling_probe.extraction.extract(model, corpus)")
@@ -96,6 +100,12 @@ def similarity(
     specs = [metric_spec(m) for m in names]
     pair_list = resolve_pairs(pairs, acts.languages, acts.labels, error=MetricError)
     li_all = select_layers(layers, acts.layers, error=MetricError)
+    if client is not None:
+        from .distributed import similarity_distributed
+
+        return similarity_distributed(client, similarity, acts, li_all, dict(
+            metrics=names, pairs=pair_list, null_permutations=null_permutations, bootstrap=bootstrap, ci=ci, seed=seed,
+            device=device, cka_form=cka_form, max_memory_gb=max_memory_gb))
     for label, v in (("null_permutations", null_permutations), ("bootstrap", bootstrap)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise MetricError(f"{label} must be an int >= 0, got {v!r}")
@@ -119,6 +129,19 @@ def similarity(
         form = cka_form if cka_form != "auto" else choose_cka_form(
             n, d, languages=len(langs), pairs=len(pair_list), permutations=R, bootstrap=B, budget_gb=max_memory_gb)
     dev = default_device(device)
+    settings = {"n_sentences": n, "hidden_size": d, "null_permutations": R, "bootstrap": B, "ci": ci, "seed": seed,
+                "cka_form": form, "model": acts.meta.get("model", "?"), "pooling": acts.meta.get("pooling", "?")}
+    if not R and not B and len(pair_list) >= ALL_PAIRS_FROM and supports(names):
+        # Many pairs, values only: every block of language pairs in a few GEMMs (same definitions, ~1e-15 apart).
+        return all_pairs_similarity(acts, names, li_all, langs, gi, pair_list, device=dev, max_memory_gb=max_memory_gb,
+                                    progress=progress, settings={**settings, "cka_form": "gram"})
+    slot_bytes = len(pair_list) * len(names) * 2 * len(li_all) * (1 + R + B) * 8
+    if slot_bytes > SLOT_LIMIT_GB * 2**30:
+        raise MetricError(
+            f"{len(pair_list)} pairs x {len(names)} metrics x {len(li_all)} layers with {R} null permutations and {B} "
+            f"bootstrap samples would hold {slot_bytes / 2**30:.1f} GiB of draws. Score all pairs with "
+            "null_permutations=0, bootstrap=0 (one batched pass), then the null and intervals for the pairs you report."
+        )
 
     perms_np, boot_idx = draws(n, R, B, seed)
     perms = torch.as_tensor(perms_np, dtype=torch.long, device=dev)
@@ -166,11 +189,14 @@ def similarity(
             pos += len(idx)
             del state, hs
     _check_anc(slots, excluded, pair_list, [acts.layers[i] for i in li_all], d)
-    return assemble(names, tuple(acts.layers[i] for i in li_all), langs, pair_list, slots, excluded, R, B, ci, {
-        "n_sentences": n, "hidden_size": d, "null_permutations": R, "bootstrap": B, "ci": ci, "seed": seed,
-        "cka_form": form, "layer_chunk": chunk, "model": acts.meta.get("model", "?"),
-        "pooling": acts.meta.get("pooling", "?"),
-    })
+    return assemble(names, tuple(acts.layers[i] for i in li_all), langs, pair_list, slots, excluded, R, B, ci,
+                    {**settings, "layer_chunk": chunk})
+
+
+#: From this many pairs on, values without null or bootstrap go through the batched all-pairs path.
+ALL_PAIRS_FROM = 64
+#: The per-pair path keeps every null and bootstrap draw until the end; beyond this it refuses.
+SLOT_LIMIT_GB = 4.0
 
 
 def draws(n: int, permutations: int, bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -148,6 +148,12 @@ def load_model(
         folder, name, source = _locate(name_or_path)
         model, tok = _load_hf(folder, torch_dtype, tokenizer, local_files_only=bool(source.get("local_files_only")),
                               placing=placing)
+        if tokenizer is None:
+            # How another process (a Dask worker) loads the same model: what was asked for, made portable.
+            where = None if name_or_path is None else Path(str(name_or_path)).expanduser()
+            where = None if where is None else str(where.resolve()) if where.exists() else str(name_or_path)
+            source["load"] = {"name_or_path": where, "backend": backend,
+                              "dtype": str(torch_dtype).replace("torch.", ""), "stack": stack}
     if not placing and not getattr(model, "hf_device_map", None):
         model = _to(model, dev, torch_dtype)
     model = model.eval()

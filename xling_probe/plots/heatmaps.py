@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from ..errors import MetricError
 from ..labels import layer_position
 from ..measures.registry import metric_spec
 from .curves import metric_label
+from .ordering import cluster_order, dendrogram_lines, group_of, group_runs, language_name, order_languages, select_languages
 from .style import HEATMAP_SCALE, TEMPLATE, register
 
 if TYPE_CHECKING:
@@ -23,37 +26,122 @@ if TYPE_CHECKING:
     from ..measures.cross_layer import CrossLayerResult
     from ..measures.result import SimilarityResult
 
+#: Widest figure the report page holds (its column is 1100 px with padding).
+COLUMN_PX = 1080
+
+
 def _range(metric: str) -> dict[str, float]:
     """The fixed colour range of ``metric`` (the registry's ``spec.scale``; none = fit the data)."""
     scale = metric_spec(metric).scale
     return {"zmin": scale[0], "zmax": scale[1]} if scale else {}
 
 
+#: Above this many languages the heatmap drops per-language tick labels for group labels (one per
+#: family/script block), per-cell text and full-precision z (float32 rounded to 3 decimals).
+TICK_LIMIT = 60
+#: Up to this many languages every cell shows its value as text.
+TEXT_LIMIT = 20
+
+
 def language_heatmap(result: SimilarityResult, metric: str | None = None, layer: int | None = None, *,
-                     field: str = "value", title: str | None = None) -> go.Figure:
+                     field: str = "value", title: str | None = None, order: str | Sequence[str] | None = None,
+                     languages: Sequence[str] | None = None, family: str | Sequence[str] | None = None,
+                     script: str | Sequence[str] | None = None, region: str | Sequence[str] | None = None,
+                     groups: str | None = None, dendrogram: bool = False, compact: bool | None = None) -> go.Figure:
     """Language x language matrix of one metric at one layer of a SimilarityResult.
 
-    ``z[i][j]`` = ``result.matrix(metric, layer, field=field)``: row = language a (the query
-    language for directional metrics), column = language b. Pairs that were not computed and
-    the diagonal are empty (NaN). ``layer`` is a residual-stream index (default:
-    ``result.peak_layer(metric)``, the layer where the mean over pairs peaks).
+    ``z[i][j]`` = ``result.matrix(metric, layer, field=field)`` of the shown languages in the shown
+    order: row = language a (the query language for directional metrics), column = language b.
+    Pairs that were not computed and the diagonal are empty (NaN). ``layer`` is a residual-stream
+    index (default: ``result.peak_layer(metric)``, the layer where the mean over pairs peaks).
+
+    Views of many languages (:mod:`.ordering`): ``languages`` (a subset) and ``family`` / ``script`` /
+    ``region`` (a name or a list) select the languages shown; ``order`` is ``None`` (the result's
+    order), ``"cluster"`` (average linkage on 1 - similarity at this layer, leaves order; with
+    ``dendrogram=True`` the tree is drawn left of the rows), ``"family"``, ``"script"`` or a list of
+    the shown languages. Above :data:`TICK_LIMIT` languages the axes carry one label per block of
+    ``groups`` (default: the ``order`` when it is family/script, else family) instead of one per
+    language, the hover names both languages, and ``z`` is float32 rounded to 3 decimals
+    (``compact``; None = above :data:`TICK_LIMIT`). ``fig.layout.meta`` holds the shown languages in
+    order (``"languages"``) and their groups (``"groups"``).
     """
     register()
     metric = result.spec(metric or result.metrics[0]).name
     if layer is None:
         layer = result.peak_layer(metric)
-    z = result.matrix(metric, layer, field=field)
+    full = np.asarray(result.sel(metric, layer, field=field), dtype=float)
     layer = result.layers[layer_position(layer, result.layers, error=MetricError)]
-    langs = list(result.languages)
+    every = list(result.languages)
+    shown = select_languages(every, languages, family=family, script=script, region=region)
+    idx = [every.index(c) for c in shown]
+    sub = full[np.ix_(idx, idx)]
+    link = None
+    if isinstance(order, str) and order == "cluster":
+        perm, link = cluster_order(sub)
+    else:
+        perm = order_languages(shown, order, sub)
+    langs = [shown[i] for i in perm]
+    z = sub[np.ix_(perm, perm)]
+    n, big = len(langs), len(langs) > TICK_LIMIT
+    if compact if compact is not None else big:
+        z = np.round(z, 3).astype(np.float32)
+    by = groups or (order if isinstance(order, str) and order in ("family", "script") else "family")
+    group = group_of(langs, by)
+    labels = [f"{c} · {language_name(c)}" for c in langs] if big else langs
     fig = go.Figure(go.Heatmap(
-        z=z.to_numpy(), x=langs, y=langs, colorscale=HEATMAP_SCALE, texttemplate="%{z:.2f}", textfont=dict(size=11),
+        z=z, x=labels, y=labels, colorscale=HEATMAP_SCALE,
+        **({"texttemplate": "%{z:.2f}", "textfont": dict(size=11)} if n <= TEXT_LIMIT else {}),
         colorbar=dict(title=dict(text=metric_label(metric))), **_range(metric),
         hovertemplate="%{y} → %{x}<br>%{z:.3f}<extra></extra>",
     ))
-    fig.update_layout(template=TEMPLATE, width=560, height=520, title=title or f"{metric_label(metric)} at layer {layer}",
-                      xaxis=dict(title="language b", showgrid=False, tickangle=0),
-                      yaxis=dict(title="language a", showgrid=False, autorange="reversed", scaleanchor="x"))
+    xaxis: dict[str, Any] = dict(title="language b", showgrid=False, tickangle=0)
+    yaxis: dict[str, Any] = dict(title="language a", showgrid=False, autorange="reversed")
+    if big:
+        side = 700 if dendrogram and link is not None else 760
+        ticks = _group_ticks(labels, group, side / n)
+        xaxis.update(tickmode="array", tickvals=[t[0] for t in ticks], ticktext=[t[1] for t in ticks],
+                     tickangle=-60, tickfont=dict(size=10), ticks="", title=f"language b (by {by})")
+        yaxis.update(tickmode="array", tickvals=[t[0] for t in ticks], ticktext=[t[1] for t in ticks],
+                     tickfont=dict(size=10), ticks="", title=f"language a (by {by})")
+        extra = 140 if link is not None and dendrogram else 0  # room for the tree
+        layout: dict[str, Any] = dict(width=min(COLUMN_PX, side + 240 + extra), height=side + 200,
+                                      margin=dict(l=160, r=40, t=60, b=160))
+    else:
+        yaxis["scaleanchor"] = "x"
+        layout = dict(width=560, height=520) if n <= 20 else dict(width=760, height=720)
+    runs = group_runs(group)
+    if 1 < len(runs) == len({g for g, _, _ in runs}) and order is not None:  # contiguous blocks: lines between
+        layout["shapes"] = _block_lines(group, n)
+    if link is not None and dendrogram:
+        yaxis.pop("scaleanchor", None)
+        xs, ys = dendrogram_lines(link, n)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#555555", width=0.8), xaxis="x2",
+                                 yaxis="y2", hoverinfo="skip", showlegend=False, name="dendrogram"))
+        xaxis["domain"] = [0.16, 1.0]
+        layout.update(xaxis2=dict(domain=[0.0, 0.14], autorange="reversed", visible=False),
+                      yaxis2=dict(range=[n - 0.5, -0.5], visible=False, anchor="x2"))
+    fig.update_layout(template=TEMPLATE, title=title or f"{metric_label(metric)} at layer {layer}",
+                      xaxis=xaxis, yaxis=yaxis, meta={"languages": langs, "groups": group, "grouped_by": by},
+                      **layout)
     return fig
+
+
+def _group_ticks(labels: Sequence[str], group: Sequence[str], cell_px: float) -> list[tuple[str, str]]:
+    """(category at the middle of the block, group name) for every block of one group along the
+    axis that is tall enough for a label (12 px), so labels never overlap."""
+    need = max(1, math.ceil(12 / max(cell_px, 1e-6)))
+    return [(labels[(a + b) // 2], g) for g, a, b in group_runs(group) if b - a + 1 >= need]
+
+
+def _block_lines(group: Sequence[str], n: int) -> list[dict[str, Any]]:
+    """Thin white lines between the blocks of a grouped order (both axes)."""
+    out = []
+    for _g, a, _b in group_runs(group)[1:]:
+        pos = a - 0.5
+        line = dict(color="white", width=1)
+        out.append(dict(type="line", xref="x", yref="y", x0=pos, x1=pos, y0=-0.5, y1=n - 0.5, line=line))
+        out.append(dict(type="line", xref="x", yref="y", x0=-0.5, x1=n - 0.5, y0=pos, y1=pos, line=line))
+    return out
 
 
 def cross_layer_heatmap(cross: CrossLayerResult, *, title: str | None = None) -> go.Figure:
@@ -94,8 +182,6 @@ def _cell_text(token: str, width: int = 8) -> str:
     return t if len(t) <= width else t[: width - 1] + "…"
 
 
-#: Widest figure the report page holds (its column is 1100 px with padding).
-COLUMN_PX = 1080
 _CHAR_PX = 6.5  # width of one character at font size 9-10, for fitting cell and tick text
 
 

@@ -256,6 +256,7 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
     from ..measures.engine import cross_layer_similarity, similarity
     from .captions import describe_curve, describe_heatmap, describe_mexa
     from .html import TEXTS, Section
+    from .many import MANY_LANGUAGES, many_language_section
 
     sections: list[Section] = []
     tables: dict[str, Any] = {}
@@ -293,10 +294,14 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
                                 [(f"{key}_curves", figs[f"{key}_curves"])],
                                 ["tables/similarity.csv", "tables/similarity_peaks.csv"], finding=finding))
     peak = sim.peak_layer(curve_metric)  # where the mean over every computed pair peaks
-    figs["language_heatmap"] = plots.language_heatmap(sim, curve_metric, layer=peak)
-    sections.append(Section("heatmap", f"All language pairs at layer {peak}", TEXTS["heatmap"],
-                            [("language_heatmap", figs["language_heatmap"])], ["tables/similarity_peaks.csv"],
-                            finding=describe_heatmap(sim, curve_metric, peak)))
+    if len(langs) > MANY_LANGUAGES:  # many-language mode: family summary, extreme pairs, clustered heatmap, CSV
+        many, many_tables, many_figs = many_language_section(sim, curve_metric, peak)
+        sections.append(many), tables.update(many_tables), figs.update(many_figs)
+    else:
+        figs["language_heatmap"] = plots.language_heatmap(sim, curve_metric, layer=peak)
+        sections.append(Section("heatmap", f"All language pairs at layer {peak}", TEXTS["heatmap"],
+                                [("language_heatmap", figs["language_heatmap"])], ["tables/similarity_peaks.csv"],
+                                finding=describe_heatmap(sim, curve_metric, peak)))
 
     cross_pair = (drift_pairs[0] if drift_pairs and all(x in langs for x in drift_pairs[0])
                   else (pivot, next(x for x in langs if x != pivot)))

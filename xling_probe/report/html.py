@@ -43,6 +43,13 @@ TEXTS: dict[str, str] = {
         "All language pairs at one layer (the layer where the mean over pairs peaks). Row = language a, column = "
         "language b; brighter = more similar. Related languages or shared scripts are often expected to stand out; "
         "the line under the figure names the highest and the lowest pair."),
+    "heatmap_many": (
+        "All language pairs at one layer (the layer where the mean over pairs peaks), for a run with many "
+        "languages: rows and columns are ordered by hierarchical clustering (average linkage on 1 - similarity; "
+        "the tree is on the left), so languages that the model represents alike sit together; the axis labels name "
+        "the language family of each long enough block (families: the bundled table xling_probe/data/families.tsv, "
+        "after Glottolog's top-level families). Hover a cell for both languages and the value. The tables below "
+        "summarise the matrix by family and list the extreme pairs; the full matrix is in the linked CSV."),
     "cross_layer": (
         "Layer i of the first language against layer j of the second. A bright diagonal means the two languages are "
         "processed in step; off-diagonal mass means one language reaches a representation at a later layer."),
@@ -96,6 +103,8 @@ class Section:
     notes: list[str] = field(default_factory=list)
     #: what this run's numbers show (computed by a ``describe_*`` function), printed under the figure
     finding: str = ""
+    #: small tables printed under the finding: (caption, DataFrame)
+    tables: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
     def anchor(self) -> str:
@@ -128,6 +137,8 @@ def render(title: str, intro: Sequence[tuple[str, str]], sections: Sequence[Sect
                                      config={"displaylogo": False, "responsive": True}))
         if s.finding:
             parts.append(f'<p class="finding">{esc(s.finding)}</p>')
+        for caption, df in s.tables:
+            parts.append(f"<p><b>{esc(caption)}</b></p>" + df.to_html(index=False, border=0, na_rep="–"))
         if s.links:
             parts.append('<p class="files">files: ' + " · ".join(
                 f'<a href="{esc(link)}">{esc(link)}</a>' for link in s.links) + "</p>")
