@@ -14,6 +14,7 @@ import importlib
 
 # the package re-exports the function `extract`, which shadows the module attribute
 extract_module = importlib.import_module("xling_probe.extraction.extract")
+texts_module = importlib.import_module("xling_probe.extraction.texts")
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_repeated_call_loads_instead_of_recomputing(tiny_decoder, corpus, _isola
 
 def test_interrupted_extraction_resumes_only_missing_parts(tiny_decoder, corpus, monkeypatch):
     monkeypatch.setattr(extract_module, "CHUNK", 5)  # 12 sentences -> parts of 5, 5, 2 per language
-    real = extract_module.extract_texts
+    real = texts_module.extract_texts  # every extraction path computes its pieces through it
     done = []
 
     def dies_after_four(*args, **kwargs):
@@ -56,17 +57,17 @@ def test_interrupted_extraction_resumes_only_missing_parts(tiny_decoder, corpus,
         done.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(extract_module, "extract_texts", dies_after_four)
+    monkeypatch.setattr(texts_module, "extract_texts", dies_after_four)
     with pytest.raises(KeyboardInterrupt):
         extract(tiny_decoder, corpus, progress=False)
-    monkeypatch.setattr(extract_module, "extract_texts", real)
+    monkeypatch.setattr(texts_module, "extract_texts", real)
     seen = []
 
     def counting(handle, texts, *args, **kwargs):
         seen.append(len(texts))
         return real(handle, texts, *args, **kwargs)
 
-    monkeypatch.setattr(extract_module, "extract_texts", counting)
+    monkeypatch.setattr(texts_module, "extract_texts", counting)
     resumed = extract(tiny_decoder, corpus, progress=False)
     assert sum(seen) == 3 * 12 - (5 + 5 + 2 + 5)  # en finished (3 parts) + de's first part
     fresh = extract(tiny_decoder, corpus, progress=False, cache=False)

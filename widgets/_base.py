@@ -35,8 +35,8 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, np.ndarray):
-        if obj.dtype == np.float32 and obj.ndim >= 2:  # compact heatmaps: short JSON numbers, not float32 noise
-            return nan_to_none(obj, 6)
+        if obj.dtype == np.float32 and obj.ndim >= 2:  # short JSON numbers, not float32 noise (0.6119999885...)
+            return nan_to_none(obj, significant=7)
         if obj.dtype.kind == "f" and obj.ndim >= 2 and not np.isfinite(obj).all():
             return nan_to_none(obj)
         if obj.dtype.kind == "f" and not np.isfinite(obj).all():
@@ -51,16 +51,22 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def nan_to_none(z: np.ndarray, decimals: int | None = None) -> np.ndarray:
-    """A float array as an object array with None for NaN/inf (vectorised: a 402 x 402 heatmap takes
-    milliseconds, where a per-element walk takes seconds); float32 and ``decimals`` are read as
-    float64 rounded, so the JSON holds ``0.612`` rather than ``0.6119999885559082``."""
+def nan_to_none(z: np.ndarray, decimals: int | None = None, *, significant: int | None = None) -> list:
+    """A float array as nested lists with None for NaN/inf (vectorised: a 402 x 402 heatmap takes
+    milliseconds, where a per-element walk takes seconds). ``decimals`` rounds to decimal places,
+    ``significant`` to significant digits (float32 holds about 7), so the JSON holds ``0.612``
+    rather than ``0.6119999885559082``."""
     z = np.asarray(z, dtype=np.float64)
+    finite = np.isfinite(z)
     if decimals is not None:
         z = np.round(z, decimals)
+    if significant is not None:
+        mag = np.floor(np.log10(np.abs(np.where(finite & (z != 0), z, 1.0))))
+        scale = 10.0 ** (significant - 1 - mag)
+        z = np.where(finite, np.round(z * scale) / scale, z)
     out = z.astype(object)
-    out[~np.isfinite(z)] = None
-    return out
+    out[~finite] = None
+    return out.tolist()
 
 
 def _safe_figure(fig: go.Figure) -> go.Figure:
