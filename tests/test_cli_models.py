@@ -16,23 +16,14 @@ from xling_probe.cli.main import build_parser, main
 from xling_probe.cli.options import device_map_arg, extract_options, load_options, memory_item
 from xling_probe.errors import ModelLoadError, XlingProbeError
 from xling_probe.models import BACKENDS
+from cli_helpers import one_line_error, subparsers
 
 MODEL_COMMANDS = ("extract", "similarity", "neutrality", "report", "drift")
 EXTRACT_COMMANDS = ("extract", "similarity", "neutrality", "report")
 
 
-def _one_line_error(capsys) -> str:
-    """The error line of stderr (progress bars of a model load may come before it): exactly one, no traceback."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.replace("\r", "\n").splitlines() if "error:" in line]
-    assert len(lines) == 1 and "Traceback" not in err and "usage:" not in err, err
-    assert lines[0].startswith("xling-probe ") and err.rstrip().endswith(lines[0]), err
-    return lines[0]
-
-
-def _subparsers() -> dict[str, argparse.ArgumentParser]:
-    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+_one_line_error = one_line_error
+_subparsers = subparsers
 
 
 def _parse(command: str, *extra: str) -> argparse.Namespace:

@@ -21,10 +21,11 @@ import torch
 
 from test_lens_drift import TINY_WORDS
 from xling_probe import Activations
-from xling_probe.cli.main import build_parser, main
+from xling_probe.cli.main import main
 from xling_probe.cli.options import count, layers_arg, positive_int
 from xling_probe.errors import ExtractionError
 from xling_probe.labels import parse_layers, resolve_layers
+from cli_helpers import one_line_error, subparsers
 
 # Every integer option of every command; each must refuse 0 or -5 (the seeds and 0-means-none ones -5).
 COUNT_OPTIONS = [
@@ -40,18 +41,8 @@ ZERO_MEANS_SOMETHING = [("similarity", "--bootstrap"), ("similarity", "--null-pe
                         ("drift", "--seed"), ("report", "--seed")]
 
 
-def _one_line_error(capsys) -> str:
-    """The error line of stderr (progress bars of a model load may come before it): exactly one, no traceback."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.replace("\r", "\n").splitlines() if "error:" in line]
-    assert len(lines) == 1 and "Traceback" not in err and "usage:" not in err, err
-    assert lines[0].startswith("xling-probe ") and err.rstrip().endswith(lines[0]), err
-    return lines[0]
-
-
-def _subparsers() -> dict[str, argparse.ArgumentParser]:
-    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+_one_line_error = one_line_error
+_subparsers = subparsers
 
 
 @pytest.fixture

@@ -126,3 +126,13 @@ def test_not_enough_disk_is_refused_before_anything_is_written(tiny_decoder, cor
     with pytest.raises(ExtractionError, match=r"the store needs .* GiB free; free space"):
         xp.extract(tiny_decoder, corpus, progress=False, store=tmp_path / "big.zarr")
     assert not (tmp_path / "big.zarr").exists()
+
+
+def test_a_store_reopens_in_a_new_session_with_its_labels(tiny_decoder, corpus, in_memory, tmp_path):
+    from xling_probe.extraction.activations import Activations
+
+    xp.extract(tiny_decoder, corpus, progress=False, store=tmp_path / "r.zarr")
+    back = Activations.load(tmp_path / "r.zarr")
+    assert back.lazy and back.languages == in_memory.languages and back.ids == in_memory.ids
+    assert back.meta["fingerprint"] == tiny_decoder.fingerprint and back.meta["store"].endswith("r.zarr")
+    np.testing.assert_array_equal(np.asarray(back.data), in_memory.data)

@@ -49,23 +49,23 @@ def language_family(code: str) -> str:
     return next((table[k] for k in _alpha3(code) if k in table), UNCLASSIFIED)
 
 
-@lru_cache(maxsize=4096)
-def language_script(code: str) -> str:
-    """The ISO 15924 script of ``code`` (written or CLDR's likely one: ``ru`` -> ``Cyrl``), else ``"Zyyy"``."""
+def _likely(code: str, part: str, unknown: str) -> str:
+    """A subtag of ``code``: the written one, else CLDR's likely one (langcodes ``maximize``), else ``unknown``."""
     import langcodes
 
     try:
-        return langcodes.Language.get(code.replace("_", "-")).maximize().script or "Zyyy"
+        return getattr(langcodes.Language.get(code.replace("_", "-")).maximize(), part) or unknown
     except (LookupError, ValueError):
-        return "Zyyy"
+        return unknown
+
+
+@lru_cache(maxsize=4096)
+def language_script(code: str) -> str:
+    """The ISO 15924 script of ``code`` (written or CLDR's likely one: ``ru`` -> ``Cyrl``), else ``"Zyyy"``."""
+    return _likely(code, "script", "Zyyy")
 
 
 @lru_cache(maxsize=4096)
 def language_region(code: str) -> str:
     """The region of ``code`` (written or CLDR's likely one: ``fr`` -> ``FR``), else ``"ZZ"``."""
-    import langcodes
-
-    try:
-        return langcodes.Language.get(code.replace("_", "-")).maximize().territory or "ZZ"
-    except (LookupError, ValueError):
-        return "ZZ"
+    return _likely(code, "territory", "ZZ")

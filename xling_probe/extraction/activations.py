@@ -222,13 +222,21 @@ class Activations:
 
     @classmethod
     def load(cls, folder: str | Path) -> Activations:
-        """Read a folder written by :meth:`save` or ``xling-probe extract``.
+        """Read a folder written by :meth:`save` or ``xling-probe extract``, or an activation store
+        written by ``extract(..., store=...)`` (then lazily: ``acts.lazy``).
 
         Raises :class:`~xling_probe.errors.CacheError` (naming the folder and the file) when the
         folder is damaged: ``manifest.json`` truncated or invalid, ``activations.npy`` missing or
         not matching the manifest's checksum; :class:`ExtractionError` when it is not such a folder.
         """
         folder = Path(folder)
+        if (folder / "zarr.json").is_file():  # an activation store: opened lazily
+            from .zarr_store import ActivationStore
+
+            st = ActivationStore.open(folder)
+            lab = st.labels
+            return cls(data=st.view(), layers=tuple(lab["layers"]), languages=tuple(lab["languages"]),
+                       ids=tuple(lab["ids"]), labels=lab.get("labels", {}), meta=lab.get("meta", {}))
         data, manifest = read_activations(folder)
         texts = manifest.get("texts")
         try:

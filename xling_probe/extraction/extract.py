@@ -158,7 +158,7 @@ def extract(
             f"truncated ({detail}). Raise max_length to keep them whole.",
             stacklevel=2,
         )
-    return Activations(
+    acts = Activations(
         data=data,
         layers=tuple(layer_idx),
         languages=corpus.languages,
@@ -186,6 +186,11 @@ def extract(
             **({"store": str(store), "store_dtype": store_dtype} if store is not None else {}),
         },
     )
+    if store is not None:
+        from .zarr_store import ActivationStore
+
+        ActivationStore.open(store).save_meta(acts.meta)  # so that Activations.load(store) has it all
+    return acts
 
 
 def _extract_in_memory(model, corpus, layer_idx, options, fields, chunks, shape, cache, cache_root, progress,

@@ -147,6 +147,13 @@ class ActivationStore:
             raise ExtractionError(f"the store at {self.path} was written by a different extraction ({shown}); "
                                   "use another folder, or the settings it was made with")
 
+    def save_meta(self, meta: dict[str, Any]) -> None:
+        """Record what produced the numbers (the result's ``meta``), for :meth:`Activations.load` of the store."""
+        labels = dict(self.group.attrs["labels"])
+        labels["meta"] = json.loads(json.dumps(meta, default=str))
+        self.group.attrs["labels"] = labels
+        self.labels = labels
+
     # ------------------------------------------------------------------ pieces
     def _marker(self, g: int, k: int) -> Path:
         return self.path / "pieces" / f"{g}-{k}.json"
