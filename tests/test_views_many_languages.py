@@ -176,3 +176,12 @@ def test_report_many_language_section_writes_the_matrix(big, tmp_path):
     assert figs["language_heatmap"].data[1].name == "dendrogram"
     page = render("r", [], [section], [])
     assert 'href="tables/similarity_matrix.csv"' in page and "within" in page
+
+
+def test_block_lines_separate_real_blocks_but_not_a_tail_of_tiny_families():
+    from xling_probe.plots import heatmaps
+
+    group = ["a"] * 5 + ["b"] + ["c"] + ["d"] * 4 + ["e"] + ["f"]
+    lines = heatmaps._block_lines(group, len(group))
+    positions = sorted({shape["x0"] for shape in lines if shape["x0"] == shape["x1"]})
+    assert positions == [4.5, 6.5, 10.5]  # a|b, c|d, d|e; not b|c nor e|f

@@ -133,10 +133,19 @@ def _group_ticks(labels: Sequence[str], group: Sequence[str], cell_px: float) ->
     return [(labels[(a + b) // 2], g) for g, a, b in group_runs(group) if b - a + 1 >= need]
 
 
+#: Blocks smaller than this are not separated from each other by lines.
+MIN_BLOCK = 3
+
+
 def _block_lines(group: Sequence[str], n: int) -> list[dict[str, Any]]:
-    """Thin white lines between the blocks of a grouped order (both axes)."""
+    """Thin white lines between the blocks of a grouped order (both axes). A boundary between two
+    blocks of fewer than :data:`MIN_BLOCK` languages each gets no line: a tail of one- and two-language
+    families would otherwise be a grid of lines that hides the cells."""
     out = []
-    for _g, a, _b in group_runs(group)[1:]:
+    runs = group_runs(group)
+    for prev, (_g, a, b) in zip(runs, runs[1:]):
+        if b - a + 1 < MIN_BLOCK and prev[2] - prev[1] + 1 < MIN_BLOCK:
+            continue
         pos = a - 0.5
         line = dict(color="white", width=1)
         out.append(dict(type="line", xref="x", yref="y", x0=pos, x1=pos, y0=-0.5, y1=n - 0.5, line=line))
