@@ -136,3 +136,13 @@ def test_a_store_reopens_in_a_new_session_with_its_labels(tiny_decoder, corpus, 
     assert back.lazy and back.languages == in_memory.languages and back.ids == in_memory.ids
     assert back.meta["fingerprint"] == tiny_decoder.fingerprint and back.meta["store"].endswith("r.zarr")
     np.testing.assert_array_equal(np.asarray(back.data), in_memory.data)
+
+
+def test_neutrality_streams_a_store_one_layer_at_a_time_with_the_same_numbers(tiny_decoder, corpus, in_memory,
+                                                                              tmp_path):
+    lazy = xp.extract(tiny_decoder, corpus, progress=False, store=tmp_path / "n.zarr")
+    a = xp.neutrality(in_memory, projection="lstsq", progress=False)
+    b = xp.neutrality(lazy, projection="lstsq", progress=False)
+    assert b.settings["streamed"] and b.layers == a.layers and b.heldout_ids == a.heldout_ids
+    for name in ("retrieval", "language_id", "variance_share"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=0, atol=1e-12, err_msg=name)

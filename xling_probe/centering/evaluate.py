@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -246,6 +247,24 @@ def neutrality(
     'forward' or 'backward'. Values fixed by construction are listed in ``report.by_construction``
     (see :func:`~xling_probe.centering.result.by_construction_facts`) and labelled in every table.
     """
+    if isinstance(acts, Activations) and acts.lazy:
+        # Store-backed: one layer in memory at a time. Every quantity is per layer (means, maps, probes,
+        # the split is the same seeded one), so the merged report equals the whole-array one.
+        if layers is not None or languages is not None:
+            acts = acts.sel(layers=layers, languages=languages)
+        one = dict(split=split, seed=seed, centering=centering, projection=projection, pivot=pivot, pairs=pairs, k=k,
+                   alpha=alpha, probe=probe, probe_max_iter=probe_max_iter, probe_C=probe_C, probe_k=probe_k,
+                   progress=False)
+        from tqdm.auto import tqdm
+
+        parts = [neutrality(acts.sel(layers=[layer]).in_memory(), **one)
+                 for layer in tqdm(acts.layers, desc="neutrality (store)", unit="layer", disable=not progress)]
+        first = parts[0]
+        return replace(first, layers=tuple(x for p in parts for x in p.layers),
+                       retrieval=np.concatenate([p.retrieval for p in parts], axis=1),
+                       language_id=np.concatenate([p.language_id for p in parts], axis=1),
+                       variance_share=np.concatenate([p.variance_share for p in parts], axis=1),
+                       settings={**first.settings, "streamed": "one layer at a time from the store"})
     acts = _check_activations(acts, "activations")
     if layers is not None or languages is not None:
         acts = acts.sel(layers=layers, languages=languages)
