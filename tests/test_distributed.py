@@ -75,3 +75,10 @@ def test_distributed_extraction_needs_a_store_and_a_loadable_model(client, setup
         xp.extract(model, corpus, progress=False, client=client)
     with pytest.raises(ExtractionError, match="a model the workers can load themselves"):
         xp.extract(built, corpus, progress=False, client=client, store=tmp_path / "unused.zarr")
+
+
+def test_a_rewrapped_handle_tells_workers_its_own_backend(setup):
+    model, _, _ = setup
+    nn = xp.load_model(model, backend="nnsight", device="cpu")
+    assert nn.source["load"]["backend"] == "nnsight" and model.source["load"]["backend"] == "hf"
+    assert nn.source["load"]["name_or_path"] == model.source["load"]["name_or_path"]

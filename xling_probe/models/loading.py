@@ -133,6 +133,9 @@ def load_model(
     if isinstance(name_or_path, ModelHandle):
         # Another backend over the same weights (e.g. hf -> transformer_lens).
         name_or_path, tokenizer, name_hint, source = name_or_path.model, name_or_path.tokenizer, name_or_path.name, dict(name_or_path.source)
+        if "load" in source:  # how a Dask worker loads it: with this handle's backend and stack
+            source["load"] = {**source["load"], "backend": backend, "stack": stack}
+        source.pop("block_path", None)  # recomputed for this handle's runner
     else:
         name_hint = None
     if isinstance(name_or_path, nn.Module):
