@@ -137,6 +137,81 @@ def throughput(n: int, batch_size: int, repeats: int) -> dict:
     }
 
 
+def tl_vs_bare(n: int, batch_size: int, rounds: int) -> dict:
+    """Issue 19 item 1: ``backend="transformer_lens"`` extraction vs a bare eager forward, interleaved.
+
+    Units are extract()'s batches (all languages, sorted by length, ``batch_size`` sentences); per unit,
+    in a rotating order: ``bare_eager`` (a copy of the HF base model with eager attention, not wrapped by
+    the bridge: the floor), ``tl_extract_batch`` (exactly what ``extract`` runs per batch on the TL backend:
+    pooling weights, the bridge's hooked forward with all 19 states pooled in the hooks, stopped after the
+    last block) and ``tl_whole_forward`` (the same without the stop: the final norm and the
+    262k-vocabulary head run on every position, as before the fix). Units of one batch keep the variants
+    of a unit seconds apart, so the load of other processes hits them alike. ``extract_end_to_end`` is
+    ``extract`` itself per language (coarse, also interleaved), for the tokenization and storage on top.
+    """
+    import importlib
+
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from _interleave import bare_eager_runner, interleaved
+
+    xp, hf, corpus = load(n)
+    tl = xp.load_model(hf, backend="transformer_lens", device="cpu")  # a copy of the model, eager attention
+    floor = bare_eager_runner(hf)  # another copy, eager, not wrapped by the bridge
+    ex = importlib.import_module("xling_probe.extraction.runners")
+    pooling = importlib.import_module("xling_probe.extraction.pooling")
+    layers = list(range(tl.n_states))
+    batches, n_tokens = [], 0
+    for lang in corpus.languages:
+        tok = ex.tokenize(tl.tokenizer, corpus.sentences[lang], 512)
+        order = sorted(range(len(corpus)), key=lambda k: -len(tok.ids[k]))
+        n_tokens += sum(len(r) for r in tok.ids)
+        batches += [ex.pad_batch([tok.ids[k] for k in order[s:s + batch_size]],
+                                 [tok.special[k] for k in order[s:s + batch_size]],
+                                 tl.tokenizer.pad_token_id, tl.tokenizer.padding_side)
+                    for s in range(0, len(order), batch_size)]
+
+    def bare(b):
+        with torch.inference_mode():
+            floor(**ex.model_inputs(tl, b))
+
+    def pooled(early_stop):
+        runner = ex.TLRunner(tl, layers, early_stop=early_stop)
+
+        def go(b):
+            with torch.inference_mode():
+                w = pooling.pooling_weights(b["attention_mask"], b["special_tokens_mask"], "mean")
+                runner(b, w).cpu().numpy()
+        return go
+
+    res = interleaved(batches, {"bare_eager": bare, "tl_extract_batch": pooled(True),
+                                "tl_whole_forward": pooled(False)}, floor="bare_eager", rounds=rounds)
+
+    def bare_lang(lang):
+        for b in per_lang[lang]:
+            bare(b)
+
+    per_lang = {}
+    for lang in corpus.languages:
+        tok = ex.tokenize(tl.tokenizer, corpus.sentences[lang], 512)
+        order = sorted(range(len(corpus)), key=lambda k: -len(tok.ids[k]))
+        per_lang[lang] = [ex.pad_batch([tok.ids[k] for k in order[s:s + batch_size]],
+                                       [tok.special[k] for k in order[s:s + batch_size]],
+                                       tl.tokenizer.pad_token_id, tl.tokenizer.padding_side)
+                          for s in range(0, len(order), batch_size)]
+    end = interleaved(list(corpus.languages), {
+        "bare_eager": bare_lang,
+        "extract_end_to_end": lambda lang: xp.extract(tl, corpus.select_languages([lang]), batch_size=batch_size,
+                                                      cache=False, progress=False)}, floor="bare_eager", warmup=False)
+    res.update(sentences_per_language=n, batch_size=batch_size, states=len(layers), tokens=n_tokens,
+               extract_end_to_end_per_language=end,
+               attention={"tl": getattr(tl.model.config, "_attn_implementation", None),
+                          "bare": getattr(floor.config, "_attn_implementation", None)},
+               target="tl_extract_batch speed_vs_floor >= 0.9 (issue 19 item 1)")
+    return res
+
+
 def bare_forward_memory(model, corpus, batch_size: int) -> float:
     """Peak RSS above start (MiB) of a bare forward loop over extract()'s batches (chunks of 256
     sentences, sorted by length): the memory the model's own forward passes keep on this machine."""
@@ -192,9 +267,22 @@ def main() -> None:
                     help="re-measure throughput only, keeping the memory figures of benchmarks/results/extract.json")
     ap.add_argument("--memory-only", action="store_true",
                     help="re-measure memory only, keeping the throughput figures of benchmarks/results/extract.json")
+    ap.add_argument("--tl", action="store_true",
+                    help="only the interleaved TransformerLens-vs-bare-eager ratios (issue 19), merged into extract.json")
+    ap.add_argument("--rounds", type=int, default=1, help="with --tl: passes over the languages")
     args = ap.parse_args()
     if not PUD.is_file():
         sys.exit(f"needs {PUD} (../shared/data next to the repository)")
+    if args.tl:
+        sys.path.insert(0, str(HERE))
+        from _interleave import merge_json
+
+        res = tl_vs_bare(args.sentences, args.batch_size, args.rounds)
+        res["load_average_1min_at_end"] = os.getloadavg()[0]
+        print(json.dumps({k: v for k, v in res.items() if k not in ("seconds", "orders")}, indent=1))
+        merge_json(HERE / "results" / "extract.json", "tl_vs_bare_eager", res)
+        print(f"merged tl_vs_bare_eager into {HERE / 'results' / 'extract.json'}")
+        return
     if args.child is not None:
         print(json.dumps(memory_child(args.child, args.batch_size, bare=args.bare)))
         return

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 SOURCE, TARGET, SHOTS = "fr", "zh", 5
 
 
@@ -138,6 +139,77 @@ def run_lens_phase(n: int, naive: bool) -> dict:
             else DEFAULT_CHUNK_ELEMENTS * 4 / 2**20}
 
 
+def interleaved_ratios(n: int, batch_size: int, rounds: int) -> dict:
+    """Issue 19 items 1 and 4, interleaved in one process (see benchmarks/_interleave.py).
+
+    1. the lens' forward passes through the TransformerLens bridge vs a bare eager forward of the same
+       batches (the floor): ``tl_lens_forward`` (``run_batches``, all 19 states, stopped after the last
+       block) and ``tl_whole_forward`` (the same without the stop: final norm + 262k head on every position);
+    2. ``lens_stats`` on those states with the final layer's logits reused as the KL reference
+       (``final_is_last=True``, the floor) vs computed a second time (as before);
+    3. ``language_drift`` answered from the cache vs computed (cache=False, the floor) on the same items.
+    Units are batches of ``batch_size`` prompts (drift: ``rounds`` repetitions of ``n`` prompts).
+    """
+    import tempfile
+
+    import torch
+
+    from xling_probe import load_model
+    from xling_probe.extraction.runners import TLRunner, model_inputs, pad_batch
+    from xling_probe.lens import language_drift
+    from xling_probe.lens.core import Lens, encode, lens_stats, run_batches
+
+    sys.path.insert(0, str(HERE))
+    from _interleave import bare_eager_runner, interleaved
+
+    model, words, prompts, target_sets = prompts_and_model(n)
+    tl = load_model(model, backend="transformer_lens", device="cpu")
+    floor = bare_eager_runner(model)  # eager attention, not wrapped by the bridge
+    layers = list(range(tl.n_states))
+    rows = encode(tl, [p.text for p in prompts])
+    units = [list(range(s, min(s + batch_size, len(rows)))) for s in range(0, len(rows), batch_size)]
+
+    def bare(idx):
+        batch = pad_batch([rows[k] for k in idx], [[0] * len(rows[k]) for k in idx], tl.tokenizer.pad_token_id, "left")
+        with torch.inference_mode():
+            floor(**model_inputs(tl, batch))
+
+    def tl_lens(idx):
+        list(run_batches(tl, [rows[k] for k in idx], layers, batch_size=len(idx)))
+
+    def tl_whole(idx):
+        batch = pad_batch([rows[k] for k in idx], [[0] * len(rows[k]) for k in idx], tl.tokenizer.pad_token_id, "left")
+        with torch.inference_mode():
+            TLRunner(tl, layers, early_stop=False).run(batch, lambda _l, h: h[:, -1].clone())
+
+    forward = interleaved(units, {"bare_eager": bare, "tl_lens_forward": tl_lens, "tl_whole_forward": tl_whole},
+                          floor="bare_eager", rounds=rounds)
+    lens = Lens(model)
+    states = {}
+    for u, idx in enumerate(units):
+        (_, _, st), = list(run_batches(model, [rows[k] for k in idx], layers, batch_size=len(idx)))
+        states[u] = torch.stack([st[layer] for layer in layers])
+
+    def stats(final_is_last):
+        def go(u):
+            resid = states[u]
+            lens_stats(lens, resid, resid[-1], sets={"t": [target_sets[k] for k in units[u]]}, rank_of="t",
+                       final_is_last=final_is_last)
+        return go
+
+    kl = interleaved(list(range(len(units))), {"kl_reference_reused": stats(True), "kl_reference_again": stats(False)},
+                     floor="kl_reference_reused", rounds=rounds)
+    with tempfile.TemporaryDirectory() as root:
+        kw = dict(source=SOURCE, target=TARGET, limit=n, shots=SHOTS, batch_size=batch_size, progress=False)
+        language_drift(model, words, cache_root=root, **kw)  # fills the cache
+        drift = interleaved(list(range(max(2, rounds + 1))),
+                            {"computed": lambda _u: language_drift(model, words, cache=False, **kw),
+                             "cache_hit": lambda _u: language_drift(model, words, cache_root=root, **kw)},
+                            floor="computed", warmup=False)
+    return {"prompts": len(rows), "batch_size": batch_size, "states": len(layers), "lens_forward_vs_bare_eager": forward,
+            "kl_reference": kl, "drift_cache": drift}
+
+
 def child(args: argparse.Namespace) -> None:
     if args.child == "drift":
         out = run_drift(args.prompts, args.batch_size)
@@ -162,9 +234,25 @@ def main() -> None:
     parser.add_argument("--naive-prompts", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--interleaved", action="store_true",
+                        help="only the interleaved ratios of issue 19 (TL lens forward, KL reference, drift cache), "
+                             "merged into lens.json")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.interleaved:
+        from _interleave import merge_json
+
+        t0 = time.perf_counter()
+        res = interleaved_ratios(args.prompts, args.batch_size, args.rounds)
+        res["wall_s"] = round(time.perf_counter() - t0, 1)
+        short = {k: ({kk: vv for kk, vv in v.items() if kk not in ("seconds", "orders")} if isinstance(v, dict) else v)
+                 for k, v in res.items()}
+        print(json.dumps(short, indent=1))
+        merge_json(HERE / "results" / "lens.json", "issue19_interleaved", res)
+        print(f"merged issue19_interleaved into {HERE / 'results' / 'lens.json'}")
         return
     import torch
 

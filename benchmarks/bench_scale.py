@@ -13,7 +13,11 @@ Measures (each case in a fresh process, so its peak RSS is its own):
 4. ``real``: extraction of as many UDHR languages as fit in ``--real-minutes`` on the offline model,
    into a store, then all pairs on them (the real numbers: P@1 by layer).
 
-Usage: python benchmarks/bench_scale.py [--cases allpairs,store,dask,real] [--real-minutes 10]
+5. ``budget``: all pairs of 200 languages at max_memory_gb = 0.25, 0.5, 1, 2: peak RSS follows the budget.
+6. ``dask_similarity``: all pairs of 100 languages from one store, in one process and as layer x
+   language-block tasks on a LocalCluster of 2 single-threaded workers: overhead ratio, max difference.
+
+Usage: python benchmarks/bench_scale.py [--cases allpairs,store,dask,real,budget,dask_similarity] [--real-minutes 10]
 Writes benchmarks/results/scale.json (cases not run keep their previous entry).
 """
 
@@ -56,7 +60,7 @@ def random_store(path: Path, G: int, L: int = 19, n: int = 50, d: int = 640):
     return Activations(data=st.view(), layers=tuple(range(L)), languages=tuple(langs), ids=tuple(map(str, range(n))))
 
 
-def case_allpairs(G: int, source: str = "store") -> dict:
+def case_allpairs(G: int, source: str = "store", budget_gb: float = 2.0) -> dict:
     import xling_probe as xp
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,12 +69,37 @@ def case_allpairs(G: int, source: str = "store") -> dict:
             acts = acts.in_memory()
         before = peak_mb()
         t = time.perf_counter()
-        res = xp.similarity(acts, metrics=METRICS, null_permutations=0, bootstrap=0, progress=False)
+        res = xp.similarity(acts, metrics=METRICS, null_permutations=0, bootstrap=0, progress=False, client=False,
+                            max_memory_gb=budget_gb)
         wall = time.perf_counter() - t
     return {"languages": G, "pairs": G * (G - 1) // 2, "layers": 19, "source": source, "seconds": round(wall, 2),
-            "peak_rss_mb": round(peak_mb(), 1), "rss_before_mb": round(before, 1),
+            "peak_rss_mb": round(peak_mb(), 1), "rss_before_mb": round(before, 1), "max_memory_gb": budget_gb,
             "language_block": res.settings["language_block"],
             "mean_p_at_1_layer_9": float(np.nanmean(res.value[0, 9]))}
+
+
+def case_dask_similarity(G: int) -> dict:
+    """All pairs of G languages from one store: this process vs layer x language-block tasks on 2 workers."""
+    import xling_probe as xp
+    from distributed import Client, LocalCluster
+
+    with tempfile.TemporaryDirectory() as tmp:
+        acts = random_store(Path(tmp) / "r.zarr", G)
+        t = time.perf_counter()
+        one = xp.similarity(acts, metrics=METRICS, null_permutations=0, bootstrap=0, progress=False, client=False)
+        single = time.perf_counter() - t
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+                Client(cl) as client:
+            client.run(lambda: __import__("torch").set_num_threads(1))
+            t = time.perf_counter()
+            many = xp.similarity(acts, metrics=METRICS, null_permutations=0, bootstrap=0, progress=False,
+                                 client=client)
+            multi = time.perf_counter() - t
+    diff = float(np.nanmax(np.abs(many.value - one.value)))
+    return {"languages": G, "pairs": G * (G - 1) // 2, "layers": 19, "single_process_s": round(single, 2),
+            "local_cluster_2_workers_s": round(multi, 2), "cluster_over_single_time": round(multi / single, 3),
+            "tasks": many.settings["distributed"], "max_abs_difference": diff,
+            "note": "the single process uses both cores through torch's threads; each worker one thread"}
 
 
 def case_store_io() -> dict:
@@ -183,7 +212,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         case, *rest = args.child
-        fn = {"allpairs": lambda: case_allpairs(int(rest[0]), rest[1]), "store": case_store_io,
+        fn = {"allpairs": lambda: case_allpairs(int(rest[0]), rest[1], float(rest[2]) if len(rest) > 2 else 2.0),
+              "dask_similarity": lambda: case_dask_similarity(int(rest[0])), "store": case_store_io,
               "dask": lambda: case_dask(rest[0]), "real": lambda: case_real(float(rest[0]))}[case]
         print("RESULT " + json.dumps(fn()), flush=True)
         return
@@ -205,6 +235,14 @@ def main() -> None:
                 / next(r["peak_rss_mb"] for r in runs if r["languages"] == sorted(sizes)[1]), 3) if len(sizes) > 1 else None,
             "targets": "402 languages within 30 min and 8 GB; peak independent of G within 20%",
         }
+    if "budget" in cases:
+        runs = [spawn("allpairs", "200", "store", str(b)) for b in (0.25, 0.5, 1.0, 2.0)]
+        results["budget"] = {"runs": runs, "note": "all pairs of 200 languages from the store at four working-memory "
+                                                   "budgets (max_memory_gb): the budget, not the corpus, sets the peak"}
+        print("budget", results["budget"], flush=True)
+    if "dask_similarity" in cases:
+        results["dask_similarity"] = spawn("dask_similarity", "100")
+        print("dask_similarity", results["dask_similarity"], flush=True)
     if "store" in cases:
         io = spawn("store")
         mem = spawn("allpairs", "100", "memory")

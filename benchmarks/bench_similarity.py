@@ -16,10 +16,17 @@ Measured:
 4. MEXA's published scoring style: the similarity matrix filled by nested Python loops over
    sentence pairs with scipy's cosine, then a loop over rows with np.delete + max, on a subset;
 5. exactness: max |engine - reference| over every pair-layer of the subset, in float64;
-6. the engine with a 20-permutation null and 200 bootstrap samples on the layer subset.
+6. the engine with a 20-permutation null and 200 bootstrap samples on the layer subset;
+7. dtype vs the GEMM floor (issue 19): the engine in float64 and in float32 (8 languages, all 28
+   pairs, values only) against the bare torch matmuls of the same shapes (one Gram X X^T per
+   language and layer, one cosine product U_a U_b^T per pair and layer) in the same dtype, timed in
+   the same process, interleaved per unit (a few layers); medians of the per-unit ratios, with the
+   load average; the max |float32 - float64| of every metric on the same runs; and the defaults
+   (20 permutations, 200 resamples) against the values-only core, per dtype.
 
 Usage: python benchmarks/bench_similarity.py [--sentences 1000] [--dim 640] [--ref-layers 0,9,18]
-Writes benchmarks/results/similarity.json.
+       python benchmarks/bench_similarity.py --only dtype [--floor-units 4 --floor-layers 2]
+Writes (merges into, keeping other keys) benchmarks/results/similarity.json.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from xling_probe.measures.engine import similarity
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _interleave import interleaved, merge_json  # noqa: E402
 from _memory import PeakRSS  # noqa: E402
 
 LANGS = ("en", "ar", "cs", "de", "es", "fi", "fr", "gl", "hi", "id", "is", "it", "ja", "ko", "pl", "pt", "ru",
@@ -49,14 +57,14 @@ EIGHT = ("en", "de", "fr", "es", "ru", "zh", "ja", "ar")
 METRICS = ("cka", "cka_debiased", "anc", "p@1", "mexa")
 
 
-def make_acts(n_layers: int, n: int, d: int, seed: int = 0) -> Activations:
+def make_acts(n_layers: int, n: int, d: int, seed: int = 0, langs: tuple[str, ...] = LANGS) -> Activations:
     g = np.random.default_rng(seed)
-    data = np.empty((n_layers, len(LANGS), n, d), dtype=np.float32)
+    data = np.empty((n_layers, len(langs), n, d), dtype=np.float32)
     for layer in range(n_layers):
         meaning = g.standard_normal((n, d), dtype=np.float32)
-        noise = g.standard_normal((len(LANGS), n, d), dtype=np.float32)
+        noise = g.standard_normal((len(langs), n, d), dtype=np.float32)
         data[layer] = meaning + (1.0 + 0.2 * layer) * noise + 0.5
-    return Activations(data=data, layers=tuple(range(n_layers)), languages=LANGS,
+    return Activations(data=data, layers=tuple(range(n_layers)), languages=langs,
                        ids=tuple(f"s{i}" for i in range(n)), meta={"model": "random, offline-model shape"})
 
 
@@ -141,6 +149,96 @@ def engine_value(res, metric, layer, a, b):
     return (v[ia, ib], v[ib, ia]) if metric == "p@1" else v[ia, ib]
 
 
+# ------------------------------------------------------------------ 7. dtype vs the GEMM floor (issue 19)
+def gemm_floor(units: list[Activations], dtype: torch.dtype):
+    """The bare products of one unit in ``dtype``: a Gram matrix per language, a cosine product per pair."""
+    ops = []
+    for unit in units:
+        x = torch.as_tensor(np.array(unit.data)).to(torch.float64)  # [L, G, N, D]
+        xc = (x - x.mean(-2, keepdim=True)).to(dtype).transpose(0, 1).contiguous()  # [G, L, N, D]
+        u = (x / x.norm(dim=-1, keepdim=True)).to(dtype).transpose(0, 1).contiguous()
+        ops.append((xc, u))
+    g = len(units[0].languages)
+    pairs = [(a, b) for a in range(g) for b in range(a + 1, g)]
+
+    def run(i: int) -> None:
+        xc, u = ops[i]
+        for a in range(g):
+            xc[a] @ xc[a].transpose(-1, -2)
+        for a, b in pairs:
+            u[a] @ u[b].transpose(-1, -2)
+    return run
+
+
+def dtype_vs_floor(args) -> dict:
+    n_units, per_unit = args.floor_units, args.floor_layers
+    acts = make_acts(n_units * per_unit, args.sentences, args.dim, seed=1, langs=EIGHT)
+    units = [acts.sel(layers=list(range(i * per_unit, (i + 1) * per_unit))) for i in range(n_units)]
+    pairs = [(a, b) for i, a in enumerate(EIGHT) for b in EIGHT[i + 1:]]
+    kw = dict(metrics=METRICS, pairs=pairs, null_permutations=0, bootstrap=0, progress=False)
+    kept: dict[str, dict[int, object]] = {"float64": {}, "float32": {}}
+
+    def engine(dt):
+        def run(i):
+            kept[dt][i] = similarity(units[i], dtype=dt, **kw)
+        return run
+
+    idx = list(range(n_units))
+    variants = {"floor_float64": gemm_floor(units, torch.float64), "engine_float64": engine("float64"),
+                "floor_float32": gemm_floor(units, torch.float32), "engine_float32": engine("float32")}
+    print(f"dtype vs floor: {n_units} units of {per_unit} layers, {len(EIGHT)} languages x {args.sentences} x "
+          f"{args.dim}, {len(pairs)} pairs, metrics {METRICS}")
+    res = interleaved(idx, variants, "floor_float32", rounds=args.floor_rounds)
+    sec = res["seconds"]
+
+    def ratio(num, den):
+        return float(np.median([a / b for a, b in zip(sec[num], sec[den])]))
+
+    diffs = {}
+    for m in METRICS:
+        j = METRICS.index(m)
+        diffs[m] = max(float(np.nanmax(np.abs(kept["float64"][i].value[j] - kept["float32"][i].value[j])))
+                       for i in idx)
+    settings = kept["float32"][0].settings
+    gemms = per_unit * (len(EIGHT) + len(pairs))
+    out = {
+        "what": "engine vs the bare GEMMs it cannot avoid (issue 19): one Gram X X^T per language and layer and "
+                "one cosine product U_a U_b^T per pair and layer, the same shapes, dtype and process",
+        "size": {"languages": len(EIGHT), "sentences": args.sentences, "dim": args.dim, "pairs": len(pairs),
+                 "units": n_units, "layers_per_unit": per_unit, "gemms_per_unit": gemms,
+                 "gflop_per_unit": 2.0 * gemms * args.sentences ** 2 * args.dim / 1e9,
+                 "issue_size": "19 layers (875 GFLOP); here fewer layers, the same per-layer shapes",
+                 "path": settings.get("path", "per-pair"), "cka_form": settings["cka_form"],
+                 "layer_chunk": settings.get("layer_chunk")},
+        "metrics": list(METRICS),
+        "engine_float64_vs_floor_float64": ratio("engine_float64", "floor_float64"),
+        "engine_float32_vs_floor_float32": ratio("engine_float32", "floor_float32"),
+        "engine_float64_vs_floor_float32": ratio("engine_float64", "floor_float32"),
+        "engine_float32_vs_engine_float64": ratio("engine_float32", "engine_float64"),
+        "floor_float64_vs_floor_float32": ratio("floor_float64", "floor_float32"),
+        "targets": {"engine_vs_float32_floor": 1.3},
+        "max_abs_difference_float32_vs_float64": diffs,
+        "timing": res,
+        "how": "interleaved per unit (order rotated), medians of per-unit ratios; absolute seconds move with the load",
+    }
+    print({k: round(v, 3) for k, v in out.items() if k.startswith(("engine_", "floor_"))})
+    print("max |float32 - float64|:", diffs)
+
+    # the defaults (20 permutations, 200 resamples) against the values-only core, per dtype, on one layer
+    one = [units[0].sel(layers=[units[0].layers[0]])]
+    full = dict(kw, null_permutations=20, bootstrap=200)
+    dv = {f"core_{dt}": (lambda i, dt=dt: similarity(one[i], dtype=dt, **kw)) for dt in ("float64", "float32")}
+    dv.update({f"defaults_{dt}": (lambda i, dt=dt: similarity(one[i], dtype=dt, **full)) for dt in ("float64", "float32")})
+    dres = interleaved([0], dv, "core_float32", rounds=args.defaults_rounds, warmup=False)
+    ds = dres["seconds"]
+    out["defaults_vs_core"] = {
+        dt: float(np.median([a / b for a, b in zip(ds[f"defaults_{dt}"], ds[f"core_{dt}"])])) for dt in ("float64", "float32")}
+    out["defaults_vs_core"].update({"target": 2.0, "layers": 1, "null_permutations": 20, "bootstrap": 200,
+                                    "timing": dres})
+    print("defaults / core:", {k: v for k, v in out["defaults_vs_core"].items() if k.startswith("float")})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sentences", type=int, default=1000)
@@ -151,9 +249,23 @@ def main() -> None:
     ap.add_argument("--ref-pairs", type=int, default=6, help="pairs of the numpy reference subset")
     ap.add_argument("--published-pairs", type=int, default=1, help="pair-layers of the nested-loop MEXA subset")
     ap.add_argument("--out", default=str(HERE / "results" / "similarity.json"))
+    ap.add_argument("--only", choices=["all", "dtype"], default="all", help="'dtype': only section 7")
+    ap.add_argument("--floor-units", type=int, default=4, help="section 7: units (each its own layers)")
+    ap.add_argument("--floor-layers", type=int, default=2, help="section 7: layers per unit")
+    ap.add_argument("--floor-rounds", type=int, default=2, help="section 7: rounds over the units")
+    ap.add_argument("--defaults-rounds", type=int, default=2, help="section 7: rounds of defaults vs core")
     args = ap.parse_args()
     ref_layers = [int(x) for x in args.ref_layers.split(",")]
     torch.set_grad_enabled(False)
+    if args.only == "dtype":
+        load = os.getloadavg()[0]
+        section = dtype_vs_floor(args)
+        section["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                              "torch_threads": torch.get_num_threads(),
+                              "load_average_1min_start_end": [load, os.getloadavg()[0]]}
+        merge_json(args.out, "dtype_vs_gemm_floor", section)
+        print(f"merged dtype_vs_gemm_floor into {args.out}")
+        return
 
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -309,9 +421,11 @@ def main() -> None:
                     "engine cannot beat floor_total_seconds; the numpy loop does about 5 such products per pair-layer",
         },
     }
+    result["dtype_vs_gemm_floor"] = dtype_vs_floor(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    out.write_text(json.dumps({**old, **result}, indent=1))  # keys of other runs are kept
     print(json.dumps(result["speedup"], indent=1))
     print(f"wrote {out}")
 

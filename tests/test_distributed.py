@@ -1,4 +1,4 @@
-"""Dask: extraction pieces on a LocalCluster of 2 worker processes, similarity one layer per task.
+"""Dask: extraction pieces on a LocalCluster of 2 worker processes, similarity as layer x pair-block tasks.
 
 Extraction on the workers is bitwise the single-process extraction (the same batches per piece);
 similarity on the workers equals the single-process result to 1e-12. A worker killed mid-job is
@@ -45,13 +45,71 @@ def test_distributed_extraction_is_bitwise_the_single_process_one(client, setup,
 
 def test_distributed_similarity_equals_the_single_process_one(client, setup):
     _, _, ref = setup
-    one = xp.similarity(ref, metrics=["cka", "cka_debiased", "p_at_1", "mexa"], null_permutations=5, bootstrap=20,
-                        progress=False)
-    many = xp.similarity(ref, metrics=["cka", "cka_debiased", "p_at_1", "mexa"], null_permutations=5, bootstrap=20,
-                         progress=False, client=client)
-    assert many.layers == one.layers and many.settings["distributed"] == f"{len(one.layers)} layer tasks"
+    names = ["cka", "cka_debiased", "p_at_1", "mexa"]
+    one = xp.similarity(ref, metrics=names, null_permutations=5, bootstrap=20, client=False, progress=False)
+    many = xp.similarity(ref, metrics=names, null_permutations=5, bootstrap=20, progress=False, client=client)
+    assert "distributed" not in one.settings
+    assert many.layers == one.layers and many.settings["distributed"].startswith(f"{len(one.layers)} tasks")
     for f in one.arrays:
         np.testing.assert_allclose(many.arrays[f], one.arrays[f], rtol=0, atol=1e-12, err_msg=f)
+
+
+def _many_languages(G=12, n=30, d=24, layers=3, seed=0):
+    """Random activations with a shared sentence signal, so the metrics are far from trivial."""
+    from xling_probe.extraction.activations import Activations
+
+    rng = np.random.default_rng(seed)
+    shared = rng.standard_normal((layers, 1, n, d))
+    data = (shared + rng.uniform(0.3, 2.0, (1, G, 1, 1)) * rng.standard_normal((layers, G, n, d))).astype(np.float32)
+    langs = tuple(f"l{g:02d}" for g in range(G))
+    return Activations(data=data, layers=tuple(range(layers)), languages=langs, ids=tuple(f"s{i}" for i in range(n)),
+                       labels={x: x for x in langs}, meta={"model": "random"})
+
+
+def test_many_pairs_run_as_layer_x_pair_block_tasks_with_the_same_numbers(client):
+    acts = _many_languages()  # 66 pairs: two chunks of the per-pair path, several blocks of the all-pairs path
+    names = ["cka", "cka_debiased", "p_at_1", "mexa"]
+    one = xp.similarity(acts, metrics=names, null_permutations=3, bootstrap=5, client=False, progress=False)
+    many = xp.similarity(acts, metrics=names, null_permutations=3, bootstrap=5, client=client, progress=False)
+    assert many.settings["distributed"] == "6 tasks (3 layers x 2 pair chunks)"
+    for f in one.arrays:
+        np.testing.assert_allclose(many.arrays[f], one.arrays[f], rtol=0, atol=1e-12, err_msg=f)
+    # values only: the batched all-pairs path, cut into language blocks (a tiny budget forces blocks of 3)
+    one = xp.similarity(acts, metrics=names, null_permutations=0, bootstrap=0, client=False, progress=False,
+                        max_memory_gb=0.0005)
+    many = xp.similarity(acts, metrics=names, null_permutations=0, bootstrap=0, client=client, progress=False,
+                         max_memory_gb=0.0005)
+    assert one.settings["path"] == many.settings["path"] == "all-pairs blocks"
+    assert many.settings["distributed"] == "30 tasks (3 layers x 10 language-block pairs of <= 3 languages)"
+    assert np.isfinite(one.value).sum() == 4 * 3 * 12 * 11
+    np.testing.assert_allclose(many.value, one.value, rtol=0, atol=1e-12)
+
+
+def test_the_active_client_is_used_unless_client_is_false(client, tmp_path):
+    acts = _many_languages(G=5)
+    auto = xp.similarity(acts, metrics=["cka"], null_permutations=2, bootstrap=0, progress=False)
+    local = xp.similarity(acts, metrics=["cka"], null_permutations=2, bootstrap=0, progress=False, client=False)
+    assert "distributed" in auto.settings and "distributed" not in local.settings
+    np.testing.assert_allclose(auto.value, local.value, rtol=0, atol=1e-12)
+
+
+def test_store_backed_all_pairs_tasks_read_the_store(client, tmp_path):
+    from xling_probe.extraction.activations import Activations
+    from xling_probe.extraction.zarr_store import ActivationStore
+
+    acts = _many_languages()
+    st = ActivationStore.open_or_create(tmp_path / "r.zarr", fields={"model": "random"}, shape=acts.shape,
+                                        labels={"layers": list(acts.layers), "languages": list(acts.languages),
+                                                "ids": list(acts.ids), "labels": dict(acts.labels)}, block=256)
+    for g in range(len(acts.languages)):
+        st.write_piece(g, 0, acts.data[:, g])
+    lazy = Activations.load(tmp_path / "r.zarr")
+    assert lazy.lazy
+    one = xp.similarity(acts, metrics=["p_at_1", "cka_debiased"], null_permutations=0, bootstrap=0, client=False,
+                        progress=False)
+    many = xp.similarity(lazy, metrics=["p_at_1", "cka_debiased"], null_permutations=0, bootstrap=0, client=client,
+                         progress=False)
+    np.testing.assert_allclose(many.value, one.value, rtol=0, atol=1e-12)
 
 
 def test_a_killed_worker_is_replaced_and_the_job_completes(client, setup, tmp_path, monkeypatch):

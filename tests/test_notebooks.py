@@ -44,9 +44,10 @@ def mimes(book) -> set[str]:
     return {m for c in book.cells for o in c.get("outputs", []) for m in o.get("data", {})}
 
 
-def test_notebooks_are_the_five_expected():
+def test_notebooks_are_the_six_expected():
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == [
-        "01_quickstart", "02_similarity", "03_language_neutrality", "04_latent_language", "05_paper_figures"]
+        "01_quickstart", "02_similarity", "03_language_neutrality", "04_latent_language", "05_paper_figures",
+        "06_language_neurons"]
 
 
 def test_01_quickstart(tmp_path):
@@ -85,3 +86,13 @@ def test_05_paper_figures(tmp_path):
         head = f.read_bytes()[:8]
         assert {".png": head.startswith(b"\x89PNG"), ".pdf": head.startswith(b"%PDF"),
                 ".svg": b"<svg" in f.read_bytes()[:500]}[f.suffix], f
+
+
+def test_06_language_neurons(tmp_path):
+    book = run_notebook("06_language_neurons", tmp_path)
+    text = text_of(book)
+    found = re.search(r"diagonal mean ratio: ([\d.]+); off-diagonal: ([\d.]+); random diagonal: ([\d.]+)", text)
+    assert found, text[-2000:]
+    diag, off, rand = map(float, found.groups())
+    assert diag > 0 and off > 0 and rand > 0  # finite ratios for every cell mean
+    assert "LanguageNeurons(" in text and "application/vnd.jupyter.widget-view+json" in mimes(book)

@@ -9,7 +9,7 @@ import pytest
 
 import xling_probe as xp
 from xling_probe.errors import CacheError, ExtractionError
-from xling_probe.extraction import zarr_store
+from xling_probe.extraction import locations
 from xling_probe.extraction.zarr_store import ActivationStore, from_storage, to_storage
 
 
@@ -122,7 +122,7 @@ def test_a_store_from_another_format_version_is_refused(tiny_decoder, corpus, tm
 
 
 def test_not_enough_disk_is_refused_before_anything_is_written(tiny_decoder, corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(zarr_store.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(locations.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(ExtractionError, match=r"the store needs .* GiB free; free space"):
         xp.extract(tiny_decoder, corpus, progress=False, store=tmp_path / "big.zarr")
     assert not (tmp_path / "big.zarr").exists()
@@ -146,3 +146,72 @@ def test_neutrality_streams_a_store_one_layer_at_a_time_with_the_same_numbers(ti
     assert b.settings["streamed"] and b.layers == a.layers and b.heldout_ids == a.heldout_ids
     for name in ("retrieval", "language_id", "variance_share"):
         np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_a_store_on_object_storage_gives_the_same_numbers_and_resumes(tiny_decoder, corpus, in_memory):
+    """fsspec URLs (here the in-memory file system, standing in for s3:// or gs://) work as folders do."""
+    import uuid
+
+    import fsspec
+
+    from xling_probe.extraction.activations import Activations
+
+    url = f"memory://xling-test-{uuid.uuid4().hex}/run.zarr"
+    acts = xp.extract(tiny_decoder, corpus, progress=False, store=url)
+    assert acts.lazy and acts.meta["store"] == url
+    np.testing.assert_array_equal(np.asarray(acts.data), in_memory.data)
+    fs = fsspec.filesystem("memory")
+    root = url.split("://", 1)[1]
+    assert fs.exists(f"{root}/pieces/2-0.json") and fs.exists(f"{root}/zarr.json")
+    st = ActivationStore.open(url)
+    fs.rm_file(f"{root}/pieces/2-0.json")  # a piece whose marker never arrived
+    st.array[:, 2, 0:3, :] = -1.0
+    assert st.missing() == [(2, 0)]
+    again = xp.extract(tiny_decoder, corpus, progress=False, store=url)
+    np.testing.assert_array_equal(np.asarray(again.data), in_memory.data)
+    back = Activations.load(url)
+    assert back.lazy and back.languages == in_memory.languages
+    np.testing.assert_array_equal(back.get(3, "zh"), in_memory.get(3, "zh"))
+    with pytest.raises(ExtractionError, match="holds no activation store"):
+        Activations.load(f"memory://xling-test-{uuid.uuid4().hex}/none.zarr")
+    with pytest.raises(ExtractionError, match=r"no file system for nosuchfs://.*install its fsspec backend"):
+        xp.extract(tiny_decoder, corpus, progress=False, store="nosuchfs://bucket/run.zarr")
+
+
+def test_centering_a_store_stays_lazy_and_equals_the_in_memory_centering(tiny_decoder, corpus, in_memory, tmp_path,
+                                                                         monkeypatch):
+    from xling_probe.centering.estimators import LanguageCentering, LinearProjection
+    from xling_probe.extraction.zarr_store import ShiftedArray
+
+    lazy = xp.extract(tiny_decoder, corpus, progress=False, store=tmp_path / "c.zarr")
+    fit_ids, test_ids = list(lazy.ids[:60]), list(lazy.ids[60:])
+    ref = LanguageCentering().fit(in_memory.sel(ids=fit_ids))
+    reads = []
+    real = type(lazy.data.zarray.oindex).__getitem__
+
+    def spy(self, key):
+        reads.append(tuple(len(np.atleast_1d(k)) for k in key))
+        return real(self, key)
+
+    monkeypatch.setattr(type(lazy.data.zarray.oindex), "__getitem__", spy)
+    cen = LanguageCentering().fit(lazy.sel(ids=fit_ids))
+    assert all(r[0] == 1 for r in reads)  # one layer per read, never the whole store
+    np.testing.assert_array_equal(cen.means_, ref.means_)
+    out = cen.transform(lazy.sel(ids=test_ids))
+    assert out.lazy and isinstance(out.data, ShiftedArray)
+    want = ref.transform(in_memory.sel(ids=test_ids))
+    np.testing.assert_array_equal(np.asarray(out.data), want.data)  # bitwise: the same float64 subtraction
+    sub = out.sel(layers=[1, 3], languages=["zh", "en"], ids=test_ids[:7])
+    np.testing.assert_array_equal(np.asarray(sub.data), want.sel(layers=[1, 3], languages=["zh", "en"],
+                                                                 ids=test_ids[:7]).data)
+    np.testing.assert_array_equal(sub.to_xarray().values, np.asarray(sub.data))
+    # similarity on centred store-backed activations: the in-memory numbers
+    r1 = xp.similarity(want, metrics=["cka", "p_at_1"], null_permutations=0, bootstrap=0, progress=False)
+    r2 = xp.similarity(out, metrics=["cka", "p_at_1"], null_permutations=0, bootstrap=0, progress=False)
+    np.testing.assert_array_equal(r1.value, r2.value)
+    # a projection fitted on the store, one layer at a time, is the in-memory one
+    reads.clear()
+    p_lazy = LinearProjection("en", ["zh", "ar"], alpha=1.0).fit(lazy.sel(ids=fit_ids))
+    assert reads and all(r[0] == 1 for r in reads)
+    p_mem = LinearProjection("en", ["zh", "ar"], alpha=1.0).fit(in_memory.sel(ids=fit_ids))
+    np.testing.assert_array_equal(p_lazy.coef_, p_mem.coef_)

@@ -1,4 +1,5 @@
-"""The shared widget machinery: in-place refresh, JSON-safe data, the export bar (widgets/_base.py)."""
+"""The shared widget machinery: in-place refresh, JSON-safe data, binary messages, a state that
+survives a page reload, the export bar (widgets/_base.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,21 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from xling_probe.widgets._base import ExportBar, UpdateLog, figure_widget, json_safe, refresh
+from ipywidgets.widgets.widget import _remove_buffers
+
+from xling_probe.widgets._base import ExportBar, UpdateLog, figure_widget, json_safe, refresh, to_js
+
+
+def wire(value):
+    """What the kernel sends for ``value``: (JSON part, binary buffers), as ipywidgets splits it."""
+    state, _paths, buffers = _remove_buffers({"v": to_js(value)})
+    return state["v"], buffers
+
+
+def rows_of(sent, buffers):
+    """A 2-D array sent as a list of float32 row buffers, back as a numpy array (as the browser reads it)."""
+    assert all(set(r) == {"dtype", "shape"} and r["dtype"] == "float32" for r in sent)
+    return np.stack([np.frombuffer(b, dtype=np.float32) for b in buffers])
 
 
 def test_json_safe_replaces_only_non_finite_values():
@@ -25,7 +40,10 @@ def test_refresh_copies_the_new_figure_in_place_and_drops_stale_parts():
     widget_id = id(fw)
     refresh(fw, go.Figure(go.Heatmap(z=[[5.0, np.nan], [7.0, 8.0]]), layout={"title": "B"}))
     assert id(fw) == widget_id
-    assert fw.data[0].z == ([5.0, None], [7.0, 8.0])
+    np.testing.assert_array_equal(np.asarray(fw.data[0].z, float), [[5.0, np.nan], [7.0, 8.0]])
+    state = fw.get_state()  # what a reloaded page receives: the figure as it is now
+    (trace,) = state["_widget_data"]
+    assert trace["z"] == [[5.0, None], [7.0, 8.0]]  # a list stays JSON, with None (a gap) for NaN
     assert fw.data[0].text is None            # a property the new figure lacks is reset
     assert fw.layout.annotations == ()        # so is an explanation text
     assert fw.layout.title.text == "B"
@@ -45,3 +63,30 @@ def test_export_bar_reports_errors_without_raising(tmp_path):
     assert bar.export(tmp_path / "fig", formats=("gif",)) == []
     assert "export failed" in bar.status.value and "gif" in bar.status.value
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_to_js_sends_numeric_arrays_as_binary_rows():
+    z = np.array([[np.nan, 0.25], [0.5, 1.0]])
+    sent, buffers = wire({"z": [z], "x": np.arange(3), "t": ["a", "b"], "y": [1.0, float("nan")]})
+    np.testing.assert_array_equal(rows_of(sent["z"][0], buffers[:2]), z.astype(np.float32))
+    assert sent["x"]["dtype"] == "int32" and np.frombuffer(buffers[2], np.int32).tolist() == [0, 1, 2]
+    assert sent["t"] == ["a", "b"] and sent["y"] == [1.0, None]
+    big = np.array([2**40, 1])
+    assert wire(big)[0] == [2**40, 1]  # int64 beyond int32 stays exact (a list)
+
+
+def test_state_after_in_place_updates_is_the_current_figure():
+    """A FigureWidget inside a VBox is never displayed on its own; plotly refreshed its synced state
+    only then, so a reloaded page rebuilt the empty figure of construction (the bug this fixes)."""
+    fw = figure_widget()
+    refresh(fw, go.Figure(go.Heatmap(z=np.arange(6.0).reshape(2, 3)), layout={"title": "first"}))
+    with fw.batch_update():
+        fw.data[0].z = np.arange(6.0).reshape(2, 3) * 10
+        fw.layout.title.text = "now"
+    state, paths, buffers = _remove_buffers(fw.get_state())
+    (trace,) = state["_widget_data"]
+    assert trace["type"] == "heatmap" and trace["uid"] == fw.data[0].uid
+    assert state["_widget_layout"]["title"]["text"] == "now"
+    z_buffers = [b for p, b in zip(paths, buffers) if p[:3] == ["_widget_data", 0, "z"]]
+    np.testing.assert_array_equal(rows_of(trace["z"], z_buffers), np.arange(6.0).reshape(2, 3) * 10)
+    assert fw.get_state("_widget_data")["_widget_data"][0]["uid"] == fw.data[0].uid

@@ -195,3 +195,21 @@ def test_default_word_list_and_export(tiny_decoder, tmp_path):
     assert ex.prompt.value.endswith('Français: "chien" - 中文: "')
     written = ex.export("languages", tmp_path / "curves", formats=["svg"])
     assert [p.name for p in written] == ["curves.svg"] and "P(fr) chien" in written[0].read_text()
+
+
+def test_controls_offer_only_the_run_s_languages_and_curves_follow_source(tiny_decoder, words):
+    ex = explorer(tiny_decoder, words, source="fr", target="de", latent="en", run_languages=["de", "fr", "ru"])
+    offered = [v for _, v in ex.source.options]
+    assert offered == ["de", "fr", "ru"] == [v for _, v in ex.languages.options] == [v for _, v in ex.target.options]
+    assert ex.languages.value == ("fr", "de")  # en is not in the run, so not a default curve
+    ex.source.value = "ru"
+    assert ex.languages.value == ("ru", "de")  # the old source is replaced by the new one
+    assert ex.busy_log and "computing the logit lens" in ex.busy_log[-1] and "ru → de" in ex.busy_log[-1]
+    assert "computing" not in ex.status.value  # the run finished: the status is the result again
+    ex.languages.value = ("ru", "de", "fr")
+    ex.target.value = "fr"
+    assert set(ex.languages.value) == {"ru", "fr"}
+    fallback = explorer(tiny_decoder, words, source="zh", target="de", run_languages=["de", "ru"])
+    assert (fallback.source.value, fallback.target.value) == ("ru", "de")
+    with pytest.raises(LensError, match="two"):
+        explorer(tiny_decoder, words, run_languages=["de", "xx"])

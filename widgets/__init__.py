@@ -6,6 +6,8 @@
   one layer coloured by language, raw or centered, cached per layer.
 - :class:`LogitLensExplorer` (a decoder model): prompt or word-list item, layer x position lens
   heatmap and per-layer language probabilities.
+- :class:`NeuronsView` (a LAPE selection and its perplexity-change matrix): language-specific neurons per
+  block, overlaps between languages, the perplexity change beside its random control.
 - :class:`Workbench`: one tabbed UI that runs the pipeline and hosts the three explorers.
 
 Every explorer updates its figures in place and also works from plain Python: setting a control's
@@ -21,6 +23,7 @@ _EXPORTS = {
     "SimilarityExplorer": ".similarity_explorer",
     "EmbeddingExplorer": ".embedding_explorer",
     "LogitLensExplorer": ".lens_explorer",
+    "NeuronsView": ".neurons_view",
     "Workbench": ".workbench",
     "ExportBar": "._base",
     "refresh": "._base",

@@ -1,9 +1,23 @@
 """Shared pieces of the widgets: in-place figure refresh, update counting and the export bar.
 
 Every explorer builds its figures with the pure builders of :mod:`xling_probe.plots` and copies the
-result into a long-lived :class:`plotly.graph_objects.FigureWidget` with :func:`refresh`, so a
-slider move changes trace and layout properties inside one ``batch_update`` (one message to the
+result into a long-lived :class:`LiveFigureWidget` (a plotly FigureWidget) with :func:`refresh`, so
+a slider move changes trace and layout properties inside one ``batch_update`` (one message to the
 browser) instead of re-creating the widget.
+
+Why a FigureWidget subclass (both measured / seen in a browser, see ``tests/test_widgets_base.py``):
+
+- **reload-safe state.** plotly's FigureWidget syncs its figure to the front end as the traits
+  ``_widget_data`` / ``_widget_layout`` only when it is built or displayed on its own; later edits
+  go as restyle/relayout messages and leave those traits stale. A FigureWidget inside a VBox is
+  never displayed on its own, so after a page reload (or in a second tab) the front end rebuilt it
+  from the state of its construction: an empty grid, and the next slider move failed with
+  ``trace index 0 is not a number or is out of bounds``. :meth:`LiveFigureWidget.get_state` puts
+  the figure as it is now into the state the front end asks for.
+- **binary arrays.** plotly sends only 1-D numeric numpy arrays as binary buffers; a 2-D ``z``
+  went as nested JSON lists (402 x 402: 1.1 MB of JSON, ~80 ms to encode, and NaN is not JSON).
+  :func:`to_js` sends every float array of 2 or more dimensions as rows of float32 buffers
+  (plotly.js takes a list of typed arrays as a 2-D array; NaN stays a gap), and int64 as int32.
 """
 
 from __future__ import annotations
@@ -18,6 +32,8 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
+from plotly.basedatatypes import Undefined
+from traitlets import Dict, List
 
 from xling_probe.errors import XlingProbeError
 from xling_probe.plots import save_figure
@@ -69,13 +85,86 @@ def nan_to_none(z: np.ndarray, decimals: int | None = None, *, significant: int 
     return out.tolist()
 
 
-def _safe_figure(fig: go.Figure) -> go.Figure:
-    return go.Figure({"data": [json_safe(t.to_plotly_json()) for t in fig.data], "layout": fig.layout})
+_INT32 = np.iinfo(np.int32)
 
 
-def figure_widget(fig: go.Figure | None = None, *, height: int | None = None) -> go.FigureWidget:
-    """A FigureWidget holding a copy of ``fig`` (empty when None); NaN/inf are sent as gaps (None)."""
-    fw = go.FigureWidget(_safe_figure(fig) if fig is not None else go.Figure())
+def to_js(value: Any, _widget: Any = None) -> Any:
+    """The kernel -> browser serialiser of :class:`LiveFigureWidget` (plotly's, plus binary N-D arrays).
+
+    Numeric numpy arrays become ``{"buffer": memoryview, "dtype", "shape"}``, which ipywidgets sends
+    as binary buffers and plotly's front end turns into typed arrays: 1-D as they are (float16 as
+    float32, int64 as int32 when the values fit, else a list), float arrays of 2+ dimensions as a
+    list of float32 rows (a 2-D ``z``: plotly.js reads a list of typed arrays as rows). Other arrays
+    and NaN/inf Python floats become JSON (None for NaN, a gap in plotly).
+    """
+    if isinstance(value, dict):
+        return {k: to_js(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_js(v) for v in value]
+    if isinstance(value, np.ndarray):
+        kind = value.dtype.kind
+        if kind == "f" and value.ndim >= 2:
+            rows = np.ascontiguousarray(value, dtype=np.float32)
+            return [to_js(r) for r in rows]
+        if value.ndim == 1 and kind in "fiu":
+            if value.dtype.itemsize == 8 and kind in "iu":
+                if value.size and (value.min() < _INT32.min or value.max() > _INT32.max):
+                    return value.tolist()
+                value = value.astype(np.int32)
+            elif kind == "f" and value.dtype.itemsize < 4:
+                value = value.astype(np.float32)
+            value = np.ascontiguousarray(value)
+            return {"buffer": memoryview(value), "dtype": str(value.dtype), "shape": value.shape}
+        return json_safe(value.tolist()) if kind in "fO" else value.tolist()
+    if value is Undefined:
+        return "_undefined_"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _from_js(value: Any, _widget: Any = None) -> Any:
+    """The browser -> kernel deserialiser (plotly's: ``"_undefined_"`` back to Undefined)."""
+    if isinstance(value, dict):
+        return {k: _from_js(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_from_js(v) for v in value]
+    return Undefined if value == "_undefined_" else value
+
+
+_SER = {"to_json": to_js, "from_json": _from_js}
+
+
+class LiveFigureWidget(go.FigureWidget):
+    """A FigureWidget whose synced state is always the figure as it is now, with binary arrays.
+
+    - :meth:`get_state` (what the front end receives when it (re)creates the model: page reload,
+      a second tab, a new view) holds the current traces and layout, not those of construction;
+    - every message (``_py2js_*``) and the state are serialised with :func:`to_js`: a 2-D ``z``
+      goes as float32 binary rows, not as JSON lists.
+    """
+
+    _widget_layout = Dict().tag(sync=True, **_SER)
+    _widget_data = List().tag(sync=True, **_SER)
+    _py2js_addTraces = Dict(allow_none=True).tag(sync=True, **_SER)
+    _py2js_restyle = Dict(allow_none=True).tag(sync=True, **_SER)
+    _py2js_relayout = Dict(allow_none=True).tag(sync=True, **_SER)
+    _py2js_update = Dict(allow_none=True).tag(sync=True, **_SER)
+    _py2js_animate = Dict(allow_none=True).tag(sync=True, **_SER)
+
+    def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict:
+        state = super().get_state(key=key, drop_defaults=drop_defaults)
+        data, layout = getattr(self, "_data", None), getattr(self, "_layout_obj", None)
+        if data is not None and (key is None or "_widget_data" in state):  # None: the widget is being built
+            state["_widget_data"] = to_js(data)
+        if layout is not None and (key is None or "_widget_layout" in state):
+            state["_widget_layout"] = to_js(layout._props)
+        return state
+
+
+def figure_widget(fig: go.Figure | None = None, *, height: int | None = None) -> LiveFigureWidget:
+    """A :class:`LiveFigureWidget` holding a copy of ``fig`` (empty when None); NaN/inf are sent as gaps."""
+    fw = LiveFigureWidget(fig if fig is not None else go.Figure())
     if height is not None:
         fw.layout.height = height
     return fw
@@ -93,7 +182,6 @@ def refresh(fw: go.FigureWidget, fig: go.Figure, *, keep_height: bool = True) ->
     batch) and the layout updated. Properties absent from ``fig`` are reset so nothing stale stays.
     """
     height = fw.layout.height if keep_height else None
-    fig = _safe_figure(fig)
     if _same_shape(fw, fig):
         with fw.batch_update():
             for old, new in zip(fw.data, fig.data):

@@ -34,7 +34,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from xling_probe.data.languages import language_name
-from xling_probe.errors import LensError
+from xling_probe.errors import LensError, XlingProbeError
 from xling_probe.lens import PositionTable, PromptLens, build_prompts, check_lens_model, free_prompt, load_words
 from xling_probe.lens import prompt_lens, token_set
 from xling_probe.models.loading import ModelHandle, load_model
@@ -70,15 +70,27 @@ class LogitLensExplorer(W.VBox):
     is a word list (default: the bundled one), ``source``/``target`` the translation direction of
     item prompts, ``latent`` the third language shown by default, ``shots`` the examples per
     prompt (drawn with ``seed``), ``top_k`` the tokens listed per heatmap cell. ``prompt`` starts
-    in free-prompt mode with that text.
+    in free-prompt mode with that text. ``run_languages`` (the Workbench passes the languages of
+    its run) limits Source, Target and Curves to those languages (default: every language of the
+    word list); a source / target outside them falls back to the first offered ones.
+
+    The curves follow the direction: changing Source or Target replaces the old source / target
+    in the curves by the new one (other chosen languages stay). While the model runs on a new
+    prompt, ``.status`` says so and the old figures stay until the new ones are ready.
     """
 
     def __init__(self, model: Any, *, words: Any = None, source: str = "fr", target: str = "zh", latent: str = "en",
-                 shots: int = 3, top_k: int = 5, prompt: str | None = None, seed: int = 0) -> None:
+                 shots: int = 3, top_k: int = 5, prompt: str | None = None, seed: int = 0,
+                 run_languages: Sequence[str] | None = None) -> None:
         handle = model if isinstance(model, ModelHandle) else load_model(model)
         self.model = check_lens_model(handle)
         self.words = load_words(words)
+        offered = self._offered(run_languages)
         src, tgt, lat = (self.words.resolve_language(x) for x in (source, target, latent))
+        if tgt not in offered:
+            tgt = next((c for c in offered if c != src), offered[0])
+        if src not in offered:
+            src = next((c for c in offered if c != tgt), offered[0])
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
             raise LensError(f"top_k must be an integer >= 1, got {top_k!r}")
         if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
@@ -86,6 +98,7 @@ class LogitLensExplorer(W.VBox):
         self.top_k, self.shots, self.seed = int(top_k), int(shots), int(seed)
         self.log = WidgetLog(type(self).__name__)
         self.n_runs = 0  # prompts sent through the model (cache misses)
+        self.busy_log: list[str] = []  # every "computing …" status shown, in order
         self.error: str | None = None  # the last error shown in .status (None after a good run)
         self.notes: list[str] = []  # languages left out of the curves on screen, and why
         self._lens: dict[str, PromptLens] = {}  # text -> its lens (table + raw last-position states)
@@ -94,7 +107,8 @@ class LogitLensExplorer(W.VBox):
         self._checked = False
         self._shown: tuple[str, int] | None = None  # (prompt text, item index) on screen
 
-        langs = [(f"{c} ({language_name(c)})", c) for c in self.words.languages]
+        langs = [(f"{c} ({language_name(c)})", c) for c in offered]
+        self._direction = (src, tgt)
         self.mode = W.ToggleButtons(options=MODES, value=MODES[1] if prompt is not None else MODES[0],
                                     description="Mode")
         self.source = W.Dropdown(options=langs, value=src, description="Source")
@@ -103,7 +117,7 @@ class LogitLensExplorer(W.VBox):
         self.prompt = W.Textarea(value=prompt or "", rows=6, layout=W.Layout(width="100%"),
                                  placeholder="Any text; the lens reads every position")
         self.run_button = W.Button(description="Run lens", icon="play", button_style="primary")
-        default = tuple(dict.fromkeys((lat, src, tgt)))
+        default = tuple(dict.fromkeys(c for c in (lat, src, tgt) if c in offered))
         self.languages = W.SelectMultiple(options=langs, value=default, rows=min(6, len(langs)), description="Curves")
         self.color = W.ToggleButtons(options=("prob", "entropy"), value="prob", description="Colour")
         self.status = W.HTML("")
@@ -160,6 +174,22 @@ class LogitLensExplorer(W.VBox):
         return self._lens[self._shown[0]].table if self._shown else None
 
     # ------------------------------------------------------------------ computing (cached)
+    def _offered(self, run_languages: Sequence[str] | None) -> list[str]:
+        """The word list's languages that are also in ``run_languages`` (all when None), in the list's order."""
+        if run_languages is None:
+            return list(self.words.languages)
+        wanted = set()
+        for code in run_languages:
+            try:
+                wanted.add(self.words.resolve_language(code))
+            except XlingProbeError:
+                continue  # a language of the run without words in this list (or no such code)
+        offered = [c for c in self.words.languages if c in wanted]
+        if len(offered) < 2:
+            raise LensError(f"the word list has words for {len(offered)} of the run's languages "
+                            f"({', '.join(run_languages)}); the lens needs two (a source and a target)")
+        return offered
+
     def _items(self, src: str, tgt: str) -> list[str]:
         return [c for k, c in enumerate(self.words.concepts) if self.words.has(src, k) and self.words.has(tgt, k)]
 
@@ -175,6 +205,10 @@ class LogitLensExplorer(W.VBox):
 
     def _prompt_lens(self, text: str) -> PromptLens:
         if text not in self._lens:
+            what = "item prompt" if self.mode.value == MODES[0] else "prompt"
+            self.status.value = (f"<span style='color:#1f5fa8'>⏳ computing the logit lens of the {what} "
+                                 f"({len(text)} characters, {self.source.value} → {self.target.value})…</span>")
+            self.busy_log.append(self.status.value)
             self._lens[text] = prompt_lens(self.model, text, top_k=self.top_k, check=not self._checked)
             self._checked = True
             self.n_runs += 1
@@ -263,6 +297,10 @@ class LogitLensExplorer(W.VBox):
             keep = self.item.value if self.item.value in options else (options[0] if options else None)
             self.item.options = options
             self.item.value = keep
+            old = self._direction
+            self._direction = (self.source.value, self.target.value)
+            kept = [c for c in self.languages.value if c not in old]  # the curves follow the direction
+            self.languages.value = tuple(dict.fromkeys(kept + list(self._direction)))
         self._on_item(None)
 
     def _on_item(self, _change: Any) -> None:

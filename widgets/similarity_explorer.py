@@ -11,6 +11,13 @@ long-lived FigureWidget. A control change refreshes only the figures that depend
 the marker on the curves; the metric redraws all three; ``.pairs`` redraws the curves; ``.pair``
 redraws the layer x layer heatmap, which is computed from the activations (when given) and cached
 per (pair, metric).
+
+Linked views: clicking a cell (a, b) of the language x language heatmap selects that pair for the
+layer x layer view and the curves (:meth:`SimilarityExplorer.select_cell`); the selected pair is
+always drawn (added to ``.pairs`` when few pairs are drawn, on top in black when many are:
+:mod:`.curves_view`). While a control recomputes (a metric change, a layer x layer matrix, a
+cluster order) ``.status`` says what is being computed; the old figure stays until the new one
+replaces it in one update.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from xling_probe.measures.result import CrossLayerResult, SimilarityResult
 from xling_probe.plots import cross_layer_heatmap, similarity_curves
 
 from ._base import ExportBar, WidgetLog, figure_widget, message_figure, refresh
+from .curves_view import MANY_PAIRS, CurvesView, restyle
+from .explorer_links import LinkedViews
 from .heatmap_view import ALL, ORDER_CHOICES, HeatmapView, filter_choices
 
 #: Metrics for which a layer x layer matrix can be computed (``MetricSpec.cross_layer`` in the registry).
@@ -63,7 +72,7 @@ def marker_shape(layer: int) -> dict[str, Any]:
                 name="chosen layer")
 
 
-class SimilarityExplorer(W.VBox):
+class SimilarityExplorer(LinkedViews, W.VBox):
     """Explore a SimilarityResult: metric, layer, pairs; heatmap, curves and layer x layer heatmap.
 
     Parameters
@@ -110,6 +119,9 @@ class SimilarityExplorer(W.VBox):
         self.computed: Counter[tuple[str, str, str]] = Counter()
         self._cross: dict[tuple[str, str, str], CrossLayerResult] = {}
         self._holding = False
+        self._curves_view: CurvesView | None = None  # the grouped curves on screen (many pairs), else None
+        self.status = W.HTML("")
+        self.status_log: list[str] = []  # every "computing …" message shown, in order
         options = [(pair_label(p), p) for p in result.pairs]
         self.metric = W.Dropdown(options=list(result.metrics), value=metric, description="metric")
         self.layer = W.SelectionSlider(options=list(result.layers), value=layer, description="layer",
@@ -137,6 +149,7 @@ class SimilarityExplorer(W.VBox):
             getattr(self, name).observe(self._on(name), "value")
         super().__init__([
             W.HBox([W.VBox([self.metric, self.layer]), self.pairs, W.VBox([self.order, self.family, self.script])]),
+            self.status,
             # side by side on a wide screen, one under the other on a narrow one (never clipped)
             W.HBox([self.figures["heatmap"], self.figures["curves"]], layout=W.Layout(flex_flow="row wrap")),
             self.pair, self.figures["cross"],
@@ -180,9 +193,26 @@ class SimilarityExplorer(W.VBox):
         if not pairs:
             return message_figure("Select at least one language pair to draw its curve.",
                                   title=f"{self.result.spec(self.metric.value).label} per layer")
-        fig = similarity_curves(self.result, self.metric.value, pairs)
+        if len(pairs) > MANY_PAIRS:
+            view = self._grouped_view()
+            fig = view.figure(self.metric.value)
+        else:
+            fig = similarity_curves(self.result, self.metric.value, pairs)
         fig.add_shape(**marker_shape(self.layer.value))
         return fig
+
+    @property
+    def curves_view(self) -> CurvesView | None:
+        """The grouped curves on screen (more than :data:`~.curves_view.MANY_PAIRS` pairs), else None."""
+        return self._curves_view
+
+    def _grouped_view(self) -> CurvesView:
+        """The grouped curves of the drawn pairs (+ the selected one), the one on screen when it fits."""
+        directed = self.result.spec(self.metric.value).directional
+        view = self._curves_view
+        if view is not None and view.key[:2] == (tuple(self.pairs.value), self.pair.value):
+            return view
+        return CurvesView(self.result, list(self.pairs.value), self.pair.value, directed)
 
     def cross_result(self, pair: tuple[str, str] | None = None, metric: str | None = None) -> CrossLayerResult | None:
         """The CrossLayerResult of ``pair`` and ``metric`` (computed once, then cached); None when unavailable."""
@@ -214,9 +244,26 @@ class SimilarityExplorer(W.VBox):
         return cross_layer_heatmap(cross)
 
     def _refresh(self, name: str) -> None:
+        if name == "curves" and self._restyle_curves():
+            self.log.bump(name)
+            return
         fig = {"heatmap": self.heatmap_figure, "curves": self.curves_figure, "cross": self.cross_figure}[name]()
         refresh(self.figures[name], fig)
+        if name == "curves":
+            self._curves_view = self._grouped_view() if len(self.pairs.value) > MANY_PAIRS else None
+        if name == "heatmap":
+            self._link_heatmap()
         self.log.bump(name)
+
+    def _restyle_curves(self) -> bool:
+        """Many pairs, same traces as on screen (a metric change): send only the new ``y`` and titles."""
+        if self._curves_view is None or len(self.pairs.value) <= MANY_PAIRS:
+            return False
+        view = self._grouped_view()
+        if view is not self._curves_view:
+            return False
+        restyle(self.figures["curves"], view, self.metric.value)
+        return True
 
     def _layer_heatmap(self) -> None:
         """The heatmap at the new layer: above 60 languages only ``z`` and the title are sent (same
@@ -259,9 +306,14 @@ class SimilarityExplorer(W.VBox):
             if control == "layer":
                 self._layer_heatmap()
                 self._move_marker()
-            for name in {"metric": FIGURES, "pairs": ("curves",), "pair": ("cross",), "order": ("heatmap",),
-                         "family": ("heatmap",), "script": ("heatmap",)}.get(control, ()):
-                self._refresh(name)
+                return
+            names = {"metric": FIGURES, "pairs": ("curves",), "pair": ("cross",), "order": ("heatmap",),
+                     "family": ("heatmap",), "script": ("heatmap",)}[control]
+            if control == "pair" and self._curves_view is not None:
+                names = ("cross", "curves")  # the selected pair is drawn on top of many curves
+            with self._busy(self._what(control)):
+                for name in names:
+                    self._refresh(name)
         return handler
 
     def select(self, *, metric: str | None = None, layer: int | None = None, pairs: Sequence[Any] | None = None,
@@ -280,17 +332,19 @@ class SimilarityExplorer(W.VBox):
         changed = [a != b for a, b in zip(old, (self.metric.value, self.layer.value, self.pairs.value,
                                                  self.pair.value))]
         if changed[0]:
-            for name in FIGURES:
-                self._refresh(name)
+            with self._busy(self._what("metric")):
+                for name in FIGURES:
+                    self._refresh(name)
             return
         if changed[1]:
             self._layer_heatmap()
-        if changed[2]:
+        if changed[2] or (changed[3] and self._curves_view is not None):
             self._refresh("curves")
         elif changed[1]:
             self._move_marker()
         if changed[3]:
-            self._refresh("cross")
+            with self._busy(self._what("pair")):
+                self._refresh("cross")
 
     # ------------------------------------------------------------------ export
     def export(self, name: str = "heatmap", path: str | Path | None = None,

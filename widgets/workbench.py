@@ -183,7 +183,7 @@ class Workbench(W.VBox):
             return None
         try:
             with self.progress.stage("logit lens"):
-                return LogitLensExplorer(self.model, seed=self.seed)
+                return LogitLensExplorer(self.model, seed=self.seed, run_languages=list(self.corpus.languages))
         except LensError as err:  # e.g. a context too short for the k-shot prompts
             self.lens_unavailable = f"the logit lens could not start: {err}"
             return None

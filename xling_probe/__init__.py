@@ -5,6 +5,7 @@ The public entry points, one per capability::
     model = load_model()                         # offline Gemma 3 270M by default
     corpus = ParallelCorpus.sample()             # bundled parallel sentences
     acts = extract(model, corpus)                # layer x language x sentence x hidden
+    probs = activation_probabilities(model, corpus)   # language neurons (LAPE): docs/neurons.md
 """
 
 from __future__ import annotations
@@ -35,6 +36,28 @@ from .measures.result import CrossLayerResult, SimilarityResult
 from .centering.estimators import LanguageCentering, LinearProjection
 from .centering.evaluate import NeutralityReport, neutrality
 from .lens import DriftResult, language_drift, language_shares, lens_table, load_words
+from .neurons import (
+    ActivationProbabilities,
+    LanguageNeurons,
+    PerplexityChange,
+    activation_probabilities,
+    neuron_intervention,
+    perplexity,
+    perplexity_change,
+    select_language_neurons,
+    steering,
+)
+
+from .interventions import (
+    InterventionResult,
+    concept_patching,
+    fit_incline,
+    incline,
+    intervene,
+    patch_states,
+    steer,
+    steering_vectors,
+)
 
 # Figures and the report import plotly: loaded on first use, so `import xling_probe` stays light.
 _LAZY = {
@@ -59,6 +82,23 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+local"
 
 __all__ = [
+    "InterventionResult",
+    "concept_patching",
+    "fit_incline",
+    "incline",
+    "intervene",
+    "patch_states",
+    "steer",
+    "steering_vectors",
+    "ActivationProbabilities",
+    "LanguageNeurons",
+    "PerplexityChange",
+    "activation_probabilities",
+    "neuron_intervention",
+    "perplexity",
+    "perplexity_change",
+    "select_language_neurons",
+    "steering",
     "Activations",
     "CrossLayerResult",
     "DriftResult",

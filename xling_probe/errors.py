@@ -45,3 +45,7 @@ class LensError(XlingProbeError, ValueError):
 
 class ExportError(XlingProbeError):
     """A figure could not be exported (missing Chromium, unknown format...)."""
+
+
+class InterventionError(XlingProbeError, ValueError):
+    """An intervention on the forward pass that cannot run as asked (layer, positions, strength, inputs)."""

@@ -28,18 +28,30 @@ from .scores import ProjectionScores
 PROJECTION_METHODS = ("lstsq", "procrustes")
 
 
-def _check_activations(acts: Any, what: str) -> Activations:
+def _check_activations(acts: Any, what: str, *, stream: bool = False) -> Activations:
+    """``acts`` checked (an Activations of finite numbers). With ``stream``, store-backed activations stay
+    lazy (checked one layer at a time); otherwise they are read into memory."""
     if not isinstance(acts, Activations):
         raise MetricError(
             f"{what} must be an Activations object (from extract() or Activations.load()), "
             f"got {type(acts).__name__}"
         )
-    # Store-backed activations are read into memory here: centering and projections need every
-    # sentence of a language at once (a language's mean, a least-squares fit).
+    if acts.lazy and stream:
+        for layer in range(len(acts.layers)):
+            if not np.isfinite(np.asarray(acts.data[layer]).sum(dtype=np.float64)):
+                raise MetricError(f"{what} contain NaN or infinite values at layer {acts.layers[layer]}; "
+                                  "re-extract them (e.g. in float32)")
+        return acts
     acts = acts.in_memory()
     if not np.all(np.isfinite(acts.data)):
         raise MetricError(f"{what} contain NaN or infinite values; re-extract them (e.g. in float32)")
     return acts
+
+
+def _layers(acts: Activations):
+    """``(position, one layer's data [language, sentence, hidden])``, read one layer at a time from a store."""
+    for i in range(len(acts.layers)):
+        yield i, np.asarray(acts.data[i])
 
 
 def _check_fitted(estimator: Any, attribute: str) -> None:
@@ -49,10 +61,11 @@ def _check_fitted(estimator: Any, attribute: str) -> None:
         )
 
 
-def _check_transform_input(estimator: Any, attribute: str, acts: Any, what: str) -> Activations:
+def _check_transform_input(estimator: Any, attribute: str, acts: Any, what: str, *,
+                           stream: bool = False) -> Activations:
     """``acts`` checked against a fitted estimator: fitted at all, valid, and of the fitted width."""
     _check_fitted(estimator, attribute)
-    acts = _check_activations(acts, what)
+    acts = _check_activations(acts, what, stream=stream)
     if acts.hidden_size != estimator.n_features_in_:
         raise MetricError(
             f"activations have hidden size {acts.hidden_size} but this {type(estimator).__name__} was "
@@ -95,14 +108,19 @@ class LanguageCentering:
     """
 
     def fit(self, acts: Activations) -> LanguageCentering:
-        """Estimate the per-layer, per-language means on ``acts`` (a fit split, >= 2 sentences)."""
-        acts = _check_activations(acts, "activations to fit the centering on")
+        """Estimate the per-layer, per-language means on ``acts`` (a fit split, >= 2 sentences).
+
+        Store-backed activations are read one layer at a time (memory: one layer, not the store)."""
+        acts = _check_activations(acts, "activations to fit the centering on", stream=True)
         if acts.n_sentences < 2:
             raise MetricError(
                 f"centering needs at least 2 sentences per language to estimate a mean, got "
                 f"{acts.n_sentences}; use a larger fit split"
             )
-        self.means_ = acts.data.mean(axis=2, dtype=np.float64)
+        if acts.lazy:
+            self.means_ = np.stack([x.mean(axis=1, dtype=np.float64) for _, x in _layers(acts)])
+        else:
+            self.means_ = acts.data.mean(axis=2, dtype=np.float64)
         self.layers_ = tuple(acts.layers)
         self.languages_ = tuple(acts.languages)
         self.fit_ids_ = tuple(acts.ids)
@@ -113,9 +131,11 @@ class LanguageCentering:
         """Subtract from each sentence the fitted mean of its own language at its layer.
 
         Returns :class:`Activations` with the same labels (float32, same shape) and
-        ``meta["centering"]`` recording where the means came from.
+        ``meta["centering"]`` recording where the means came from. Store-backed activations give
+        store-backed centred ones (:class:`~xling_probe.extraction.zarr_store.ShiftedArray`: the means are
+        subtracted from what each read returns, so nothing is copied; the same numbers as in memory).
         """
-        acts = _check_transform_input(self, "means_", acts, "activations to center")
+        acts = _check_transform_input(self, "means_", acts, "activations to center", stream=True)
         unknown = [lang for lang in acts.languages if lang not in self.languages_]
         if unknown:
             raise NotFittedError(
@@ -125,7 +145,12 @@ class LanguageCentering:
         li = _fitted_layer_positions(acts, self.layers_, "LanguageCentering")
         gi = [self.languages_.index(lang) for lang in acts.languages]
         means = self.means_[np.ix_(li, gi)]
-        centered = (acts.data - means[:, :, None, :]).astype(np.float32)
+        if acts.lazy:
+            from ..extraction.zarr_store import ShiftedArray
+
+            centered = ShiftedArray.of(acts.data, means)
+        else:
+            centered = (acts.data - means[:, :, None, :]).astype(np.float32)
         on_itself = tuple(acts.ids) == self.fit_ids_
         return acts.replace(
             centered,
@@ -207,6 +232,11 @@ class LinearProjection:
         Procrustes is free on the directions the pairs do not span (the map closest to the identity
         is returned, see :func:`fit_linear_map`): use more pairs or ``alpha > 0``.
 
+    Store-backed activations are fitted one layer at a time (the sources' and the target's rows of that
+    layer in memory); the fitted maps themselves are ``layers x sources x hidden^2`` floats, which for
+    hundreds of languages is the dominant size: fit the sources you study. ``transform`` and ``evaluate``
+    read their input into memory.
+
     Fitted attributes
     -----------------
     coef_:
@@ -238,7 +268,8 @@ class LinearProjection:
         self, acts: Activations, target_acts: Activations | None, sources: Sequence[str], what: str
     ) -> tuple[Activations, Activations, list[str]]:
         """Source and target activations restricted to their shared sentence ids (same order)."""
-        target_acts = acts if target_acts is None else _check_activations(target_acts, f"target {what}")
+        target_acts = acts if target_acts is None else _check_activations(target_acts, f"target {what}",
+                                                                           stream=acts.lazy)
         ids = _shared_ids(acts, target_acts)
         if len(ids) < 2:
             raise MetricError(
@@ -256,9 +287,9 @@ class LinearProjection:
         ``acts`` holds the source languages (and the target unless ``target_acts`` is given);
         pairs are matched by sentence id.
         """
-        acts = _check_activations(acts, "activations to fit the projection on")
+        acts = _check_activations(acts, "activations to fit the projection on", stream=True)
         if target_acts is not None:
-            target_acts = _check_activations(target_acts, "target activations to fit the projection on")
+            target_acts = _check_activations(target_acts, "target activations to fit the projection on", stream=True)
         holder = acts if target_acts is None else target_acts
         self.target_ = holder.languages[holder.language_index(self.target)]
         if self.sources is None:
@@ -276,10 +307,11 @@ class LinearProjection:
         n_layers, n_src, _, width = src.data.shape
         coef = np.empty((n_layers, n_src, width, width), dtype=np.float32)
         intercept = np.empty((n_layers, n_src, width), dtype=np.float32)
-        for li in range(n_layers):
-            y = tgt.data[li, 0]
+        for li in range(n_layers):  # store-backed: one layer of the sources and the target read at a time
+            y = np.asarray(tgt.data[li, 0])
+            x = np.asarray(src.data[li])
             for si in range(n_src):
-                coef[li, si], intercept[li, si] = fit_linear_map(src.data[li, si], y, self.method, self.alpha)
+                coef[li, si], intercept[li, si] = fit_linear_map(x[si], y, self.method, self.alpha)
         self.coef_, self.intercept_ = coef, intercept
         self.layers_ = tuple(acts.layers)
         self.sources_ = tuple(sources)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import argparse
 
 from .options import (
@@ -44,12 +46,35 @@ def run(args: argparse.Namespace) -> int:
     # a wrong file, language or decoder-stack option fails here, before the slow model load
     corpus, languages = corpus_for_extract(args)
     options = extract_options(args, corpus)
-    load_options(args)  # conflicting model options fail before the --out folder is made
+    load_kw = load_options(args)  # conflicting model options fail before the --out folder is made
     out = prepare_out(args.out, force=args.force)
-    model = load_model_from(args)
-    acts = extract(model, corpus, languages=languages, layers=args.layers, pooling=args.pooling,
-                   include_special=args.include_special, batch_size=args.batch_size, max_length=args.max_length,
-                   cache=not args.no_cache, **options)
+    settings = dict(languages=languages, layers=args.layers, pooling=args.pooling, include_special=args.include_special,
+                    batch_size=args.batch_size, max_length=args.max_length, cache=not args.no_cache, **options)
+    acts = None if args.no_cache else cached(args.model, load_kw, corpus, settings)
+    if acts is None:
+        acts = extract(load_model_from(args), corpus, **settings)
     acts.save(out)
     print(f"wrote {acts!r} to {out}")
     return 0
+
+
+def cached(model: str | None, load_kw: dict, corpus, settings: dict):
+    """The activations from the cache without loading the weights, or ``None`` (then the model is loaded).
+
+    The handle is built without weights (:func:`~xling_probe.models.weightless.weightless_handle`: the
+    config, the tokenizer and a fingerprint computed from the files, equal to the loaded model's), so
+    a cache hit costs about a second instead of a model load; a miss, or a model whose fingerprint
+    cannot be computed from its files, returns ``None``.
+    """
+    from ..extraction.extract import extract
+    from ..models.weightless import WeightsNotLoaded, weightless_handle
+
+    if model is not None and not Path(str(model)).expanduser().exists():
+        return None  # a hub id: only a local folder or file has a fingerprint to compute (and no network probe here)
+    handle = weightless_handle(model, **load_kw)
+    if handle is None:
+        return None
+    try:
+        return extract(handle, corpus, progress=False, **settings)
+    except WeightsNotLoaded:
+        return None

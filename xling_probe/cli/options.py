@@ -44,6 +44,17 @@ positive_int = count(1)
 seed_int = count(0)
 
 
+def positive_float(text: str) -> float:
+    """An argparse ``type=``: a number > 0 (a memory budget in GB, a fraction...)."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
 def layers_arg(text: str) -> str | list[int]:
     """An argparse ``type=`` for ``--layers``: ``all``, ``1,5,9``, ``1-5`` (inclusive), ``0,3-5,18``, ``-1``.
 

@@ -13,6 +13,7 @@ from .options import (
     extract_options,
     load_corpus_from,
     load_options,
+    positive_float,
     positive_int,
     seed_int,
     split_list,
@@ -48,7 +49,8 @@ def register(sub) -> None:
     add_data_options(
         p,
         langs_help=f"comma-separated language codes to use (default: {','.join(DEFAULT_LANGS)}, those of them that "
-                   "are in the data; all languages of the data when fewer than 2 of them are)",
+                   "are in the data; all languages of the data when fewer than 2 of them are; 'all': every "
+                   "language of the data)",
         limit_help=f"use only the first N sentences (default: {DEFAULT_LIMIT})",
     )
     g = p.add_argument_group("report")
@@ -73,6 +75,14 @@ def register(sub) -> None:
     g.add_argument("--dpi", type=positive_int, default=d["dpi"],
                    help=f"resolution of the PNG figures (default: {d['dpi']})")
     g.add_argument("--no-static", action="store_true", help="skip the PNG/SVG export (HTML only)")
+    g.add_argument("--store", default=None, metavar="PATH_OR_URL",
+                   help="keep the activations in an on-disk zarr store (a folder, or s3://... with its fsspec "
+                        "package) that every analysis streams from; resumes an interrupted run. For hundreds of "
+                        "languages (docs/scale.md)")
+    g.add_argument("--store-dtype", choices=("float32", "float16", "bfloat16"), default=d["store_dtype"],
+                   help=f"precision of the stored values; computation stays float32 (default: {d['store_dtype']})")
+    g.add_argument("--max-memory-gb", type=positive_float, default=d["max_memory_gb"],
+                   help=f"working-memory budget of the similarity stage, in GB (default: {d['max_memory_gb']})")
     g.add_argument("--seed", type=seed_int, default=d["seed"],
                    help=f"seed of splits, nulls, bootstraps and prompts (default: {d['seed']})")
     add_seq2seq_options(p)
@@ -87,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     pairs = drift_pairs(args.pairs)  # the labels grammar (fr-zh, fra/zho); a typo fails before the model load
     # The data file and the language codes are checked here, before build_report loads the model;
     # build_report applies its own language default when --langs is not given.
-    corpus = load_corpus_from(argparse.Namespace(data=args.data, langs=args.langs, limit=None))
+    every = (args.langs or "").strip().lower() == "all"
+    corpus = load_corpus_from(argparse.Namespace(data=args.data, langs=None if every else args.langs, limit=None))
     limit = DEFAULT_LIMIT if args.limit is None else args.limit
     model_options = load_options(args)  # conflicting model options fail before the model load
     if args.stack == "decoder" and args.langs:
@@ -96,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     seq2seq = extract_options(args, corpus)
     prepare_out(args.out, force=args.force)  # refuse a non-empty folder before the slow model load
     result = build_report(
-        args.out, model=args.model, corpus=corpus, langs=split_list(args.langs), pairs=pairs, limit=limit,
+        args.out, model=args.model, corpus=corpus, langs="all" if every else split_list(args.langs), pairs=pairs,
+        limit=limit, store=args.store, store_dtype=args.store_dtype, max_memory_gb=args.max_memory_gb,
         words=args.words, null_permutations=args.null_permutations, bootstrap=args.bootstrap,
         drift_items=args.drift_items, shots=args.shots, batch_size=args.batch_size, max_length=args.max_length,
         static=not args.no_static, dpi=args.dpi, seed=args.seed, force=args.force,

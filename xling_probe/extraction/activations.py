@@ -229,14 +229,19 @@ class Activations:
         folder is damaged: ``manifest.json`` truncated or invalid, ``activations.npy`` missing or
         not matching the manifest's checksum; :class:`ExtractionError` when it is not such a folder.
         """
-        folder = Path(folder)
-        if (folder / "zarr.json").is_file():  # an activation store: opened lazily
+        from .locations import Location, is_url
+
+        if is_url(folder) or (Path(folder) / "zarr.json").is_file():  # an activation store: opened lazily
             from .zarr_store import ActivationStore
+
+            if is_url(folder) and not Location(folder).exists("zarr.json"):
+                raise ExtractionError(f"{folder} holds no activation store (no zarr.json)")
 
             st = ActivationStore.open(folder)
             lab = st.labels
             return cls(data=st.view(), layers=tuple(lab["layers"]), languages=tuple(lab["languages"]),
                        ids=tuple(lab["ids"]), labels=lab.get("labels", {}), meta=lab.get("meta", {}))
+        folder = Path(folder)
         data, manifest = read_activations(folder)
         texts = manifest.get("texts")
         try:

@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from ..cluster import resolve_client
 from ..data.corpus import ParallelCorpus
 from ..errors import ExtractionError
 from ..labels import LayerSpec, parse_layers, resolve_layers  # noqa: F401 - re-exported, extract.resolve_layers is public
 from ..models.loading import ModelHandle
+from ..models.weightless import is_weightless
 from .activations import Activations
 from .pooling import Pooling, check_pooling
 from .texts import extract_texts  # noqa: F401 - re-exported: extract.extract_texts is public
@@ -80,8 +82,10 @@ def extract(
     x block of sentences; ``store_dtype="float16"``/``"bfloat16"`` halves it on disk, computation stays
     float32) as each piece finishes, an interrupted run resumes from the finished pieces, and the
     result is backed lazily by the store (``acts.lazy``; ``acts.sel(...)`` reads only what it selects).
-    With a ``dask.distributed`` ``client`` the pieces run on the workers, which each load the model
-    once and write into the (shared) store.
+    The store may be a folder or an object-storage URL that fsspec reads (``"s3://bucket/run.zarr"``; the
+    scheme's fsspec package, such as ``s3fs``, installed). With a ``dask.distributed`` ``client`` (or, with
+    a store, the active client; ``client=False`` for none) the pieces run on the workers, which each
+    load the model once and write into the (shared) store.
     """
     from ..recipes import EXTRACT_RECIPES, resolve
 
@@ -95,6 +99,10 @@ def extract(
     if not isinstance(corpus, ParallelCorpus):
         raise ExtractionError("extract() needs a ParallelCorpus: corpus = xling_probe.ParallelCorpus.from_tsv(...)")
     check_pooling(pooling)
+    if is_weightless(model) and (not cache or store is not None or client not in (None, False)):
+        from ..models.weightless import WeightsNotLoaded
+
+        raise WeightsNotLoaded("a handle without weights only answers from the activation cache: load the model")
     if batch_size < 1 or max_length < 2:
         raise ExtractionError(f"batch_size must be >= 1 and max_length >= 2, got {batch_size} and {max_length}")
     full_corpus = corpus  # the decoder stack's source language need not be among the languages extracted
@@ -145,6 +153,10 @@ def extract(
     def sources_of(s: int, e: int) -> list[str] | None:
         return list(full_corpus.sentences[seq2seq["source_language"]][s:e]) if model.stack == "decoder" else None
 
+    if store is not None:
+        client = resolve_client(client)  # the active client, when one was made (False: this process)
+    elif client is False:
+        client = None
     if store is not None or client is not None:
         data, truncated = _extract_to_store(model, corpus, layer_idx, options, fields, chunks, shape, store,
                                             store_dtype, client, progress, sources_of)
@@ -216,6 +228,10 @@ def _extract_in_memory(model, corpus, layer_idx, options, fields, chunks, shape,
             else:
                 todo.append((lang, k, s))
     truncated: dict[str, int] = {}
+    if todo and is_weightless(model):  # a cache lookup without weights (xling-probe extract): nothing computed
+        from ..models.weightless import WeightsNotLoaded
+
+        raise WeightsNotLoaded(f"{len(todo)} cache part(s) of this extraction are missing: load the model")
     if todo:
         from tqdm.auto import tqdm
 

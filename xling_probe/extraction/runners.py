@@ -22,7 +22,7 @@ import torch
 from ..errors import ExtractionError
 from ..models.arch import decoder_start
 from ..models.loading import ModelHandle
-from ..models.tl_bridge import hook_name
+from ..models.tl_bridge import final_hook_name, hook_name
 from .pooling import pool
 
 
@@ -174,15 +174,21 @@ def model_inputs(handle: ModelHandle, batch: dict[str, torch.Tensor]) -> dict[st
     return inputs
 
 
+def _stop_forward(tensor: torch.Tensor, hook: Any) -> None:
+    """A TransformerLens hook that ends the forward pass (everything wanted is captured)."""
+    raise StopForward
+
+
 class TLRunner(PoolingRunner):
     """Same interface as :class:`HFRunner`, through the TransformerLens bridge's hooks (state 0 =
     ``blocks.0.hook_in``, state l = ``blocks.{l-1}.hook_out``, see :func:`~xling_probe.models.tl_bridge.hook_name`)."""
 
-    def __init__(self, handle: ModelHandle, layers: Sequence[int]):
+    def __init__(self, handle: ModelHandle, layers: Sequence[int], *, early_stop: bool = True):
         if handle.bridge is None:
             raise ExtractionError("this handle has no TransformerLens bridge; load it with backend='transformer_lens'")
         self.handle = handle
         self.layers = list(layers)
+        self.early_stop = early_stop  # False: the bridge's whole forward (the reference of tests and benchmarks)
 
     def run(self, batch: dict[str, torch.Tensor], reduce: Callable[[int, torch.Tensor], Any]) -> dict[int, Any]:
         out: dict[int, Any] = {}
@@ -201,11 +207,22 @@ class TLRunner(PoolingRunner):
             # position embeddings (GPT-2) or rotary phases; passed explicitly rather than relying on
             # the bridge's own derivation, which differs between TransformerLens versions.
             kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        if stop < self.handle.n_blocks:
-            kwargs["stop_at_layer"] = stop  # blocks 0..stop-1 run; state `stop` is blocks.{stop-1}.hook_out
-        if stop == 0:
+        if not self.early_stop:
+            pass
+        elif stop == 0:
             kwargs["stop_at_layer"] = 1
-        self.handle.bridge.run_with_hooks(batch["input_ids"].to(device), fwd_hooks=hooks, **kwargs)
+        elif stop < self.handle.n_blocks:
+            kwargs["stop_at_layer"] = stop  # blocks 0..stop-1 run; state `stop` is blocks.{stop-1}.hook_out
+        else:
+            # The last state is wanted: nothing after it is. Without this stop the bridge runs the final
+            # norm and the unembedding on every position (a 262k-vocabulary head: ~2.8x the cost of the blocks).
+            after = final_hook_name(self.handle.bridge)
+            if after is not None:
+                hooks.append((after, _stop_forward))
+        try:
+            self.handle.bridge.run_with_hooks(batch["input_ids"].to(device), fwd_hooks=hooks, **kwargs)
+        except StopForward:
+            pass  # run_with_hooks removes its hooks in a finally block
         missing = set(self.layers) - set(out)
         if missing:
             raise ExtractionError(f"TransformerLens hooks did not fire for layers {sorted(missing)}")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CacheError, ExtractionError
-from .store import atomic_write_bytes
+from .locations import Location
 
 STORE_FORMAT = 1
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
@@ -72,8 +71,10 @@ def from_storage(x: np.ndarray, storage: str) -> np.ndarray:
 class ActivationStore:
     """One zarr store of activations; see the module docstring for the layout."""
 
-    def __init__(self, path: Path, group: Any):
-        self.path = path
+    def __init__(self, location: Location, group: Any):
+        self.location = location
+        #: The store's folder (a Path) or its object-storage URL (a str), as given.
+        self.path = location.shown
         self.group = group
         self.array = group[ARRAY]
         attrs = dict(group.attrs)
@@ -88,10 +89,10 @@ class ActivationStore:
                        storage: str = "float32", block: int = 256) -> ActivationStore:
         """The store at ``path``: created when absent, reopened (to resume) when its fields are these."""
         zarr = _import_zarr()
-        path = Path(path)
+        where = Location(path)
         if storage not in STORAGE_DTYPES:
             raise ExtractionError(f"store dtype must be one of {', '.join(STORAGE_DTYPES)}, got {storage!r}")
-        if (path / "zarr.json").exists():
+        if where.exists("zarr.json"):
             store = cls.open(path)
             store.check_fields(fields)
             if store.storage != storage:
@@ -101,41 +102,41 @@ class ActivationStore:
                 raise ExtractionError(f"the store at {path} has shape {tuple(store.array.shape)}, this extraction "
                                       f"needs {tuple(shape)}")
             return store
-        if path.exists() and any(path.iterdir()):
-            raise ExtractionError(f"{path} exists and is not an activation store; choose an empty or new folder")
+        if where.holds_other_files():
+            raise ExtractionError(f"{where} exists and is not an activation store; choose an empty or new folder")
         itemsize = 4 if storage == "float32" else 2
         need = int(np.prod(shape)) * itemsize
-        parent = path if path.exists() else next(p for p in [path, *path.parents] if p.exists())
-        free = shutil.disk_usage(parent).free
-        if need > 0.95 * free:
+        free = where.free_bytes()  # None on object storage, which has no fixed size
+        if free is not None and need > 0.95 * free:
             raise ExtractionError(
-                f"the store needs {need / 2**30:.1f} GiB but {parent} has {free / 2**30:.1f} GiB free; free space, "
-                "choose another folder, or store in half precision (store_dtype='float16' or 'bfloat16')"
+                f"the store needs {need / 2**30:.1f} GiB but {where.free_where()} has {free / 2**30:.1f} GiB free; "
+                "free space, choose another folder, or store in half precision (store_dtype='float16' or 'bfloat16')"
             )
-        group = zarr.open_group(str(path), mode="w", zarr_format=3)
+        group = zarr.open_group(where.target, mode="w", zarr_format=3)
         dtype = {"float32": "float32", "float16": "float16", "bfloat16": "uint16"}[storage]
         L, G, N, D = shape
         group.create_array(ARRAY, shape=shape, chunks=(1, 1, min(block, max(N, 1)), D), dtype=dtype,
                            fill_value=0, dimension_names=("layer", "language", "sentence", "hidden"))
         group.attrs.update({"format": STORE_FORMAT, "fields": json.loads(json.dumps(fields, default=str)),
                             "labels": json.loads(json.dumps(labels, default=str)), "storage": storage, "block": block})
-        (path / "pieces").mkdir(exist_ok=True)
-        return cls(path, group)
+        if where.folder is not None:
+            (where.folder / "pieces").mkdir(exist_ok=True)
+        return cls(where, group)
 
     @classmethod
     def open(cls, path: str | Path) -> ActivationStore:
         """An existing store (read and resume); :class:`CacheError` when it is not one or another version's."""
         zarr = _import_zarr()
-        path = Path(path)
+        where = Location(path)
         try:
-            group = zarr.open_group(str(path), mode="r+")
+            group = zarr.open_group(where.target, mode="r+")
             fmt = group.attrs.get("format")
         except Exception as exc:  # noqa: BLE001 - zarr raises several kinds for a folder that is no store
-            raise CacheError(f"{path} is not an activation store ({type(exc).__name__}: {exc})") from None
+            raise CacheError(f"{where} is not an activation store ({type(exc).__name__}: {exc})") from None
         if fmt != STORE_FORMAT:
-            raise CacheError(f"the store at {path} was written in format {fmt!r}; this version reads format "
+            raise CacheError(f"the store at {where} was written in format {fmt!r}; this version reads format "
                              f"{STORE_FORMAT}: re-extract into a new folder")
-        return cls(path, group)
+        return cls(where, group)
 
     def check_fields(self, fields: dict[str, Any]) -> None:
         """Refuse to resume a store made by another model, corpus, layer list or pooling, naming what differs."""
@@ -155,8 +156,9 @@ class ActivationStore:
         self.labels = labels
 
     # ------------------------------------------------------------------ pieces
-    def _marker(self, g: int, k: int) -> Path:
-        return self.path / "pieces" / f"{g}-{k}.json"
+    @staticmethod
+    def _marker(g: int, k: int) -> str:
+        return f"pieces/{g}-{k}.json"
 
     def _rows(self, k: int) -> slice:
         n = self.array.shape[2]
@@ -174,16 +176,16 @@ class ActivationStore:
         stored = to_storage(states, self.storage)
         self.array[:, g, rows, :] = stored
         digest = hashlib.sha256(stored.tobytes()).hexdigest()
-        atomic_write_bytes(self._marker(g, k), json.dumps({"sha256": digest}).encode())
+        self.location.write_atomic(self._marker(g, k), json.dumps({"sha256": digest}).encode())
 
     def piece_done(self, g: int, k: int, *, verify: bool = False) -> bool:
         """Whether piece (g, k) is complete (with ``verify``: its stored bytes match the checksum)."""
-        marker = self._marker(g, k)
-        if not marker.is_file():
+        raw = self.location.read_bytes(self._marker(g, k))
+        if raw is None:
             return False
         try:
-            digest = json.loads(marker.read_text())["sha256"]
-        except (OSError, ValueError, KeyError):
+            digest = json.loads(raw)["sha256"]
+        except (ValueError, KeyError, TypeError):
             return False
         if not verify:
             return True
@@ -238,19 +240,24 @@ class StoreArray:
     def nbytes(self) -> int:
         return int(np.prod(self.shape)) * 4
 
-    def _resolve(self, key: Any) -> tuple[list[np.ndarray], list[bool]]:
+    def _positions(self, key: Any) -> tuple[list[np.ndarray], list[bool]]:
+        """Positions in this view per axis, and which axes an integer drops."""
         if not isinstance(key, tuple):
             key = (key,)
         if any(k is Ellipsis for k in key):
             at = next(i for i, k in enumerate(key) if k is Ellipsis)
             key = key[:at] + (slice(None),) * (self.ndim - len(key) + 1) + key[at + 1:]
         key = key + (slice(None),) * (self.ndim - len(key))
-        parts, drops = [], []
+        positions, drops = [], []
         for axis, k in enumerate(key):
             pos, drop = _axis_index(k, self.shape[axis])
-            parts.append(self.index[axis][pos])
+            positions.append(pos)
             drops.append(drop)
-        return parts, drops
+        return positions, drops
+
+    def _resolve(self, key: Any) -> tuple[list[np.ndarray], list[bool]]:
+        positions, drops = self._positions(key)
+        return [self.index[axis][pos] for axis, pos in enumerate(positions)], drops
 
     def subset(self, *axes: Sequence[int] | None) -> StoreArray:
         """A lazy view of the given positions per axis (``None`` keeps an axis whole)."""
@@ -285,3 +292,53 @@ class StoreArray:
         if self.storage == "bfloat16":
             return (arr.astype(np.uint32) << 16).view(np.float32)
         return arr.astype(np.float32)
+
+
+class ShiftedArray(StoreArray):
+    """A lazy store view minus a per-(layer, language) vector: language-centred activations that stay on disk.
+
+    ``shift`` ``[layer, language, hidden]`` (float64) is aligned with this view's axes 0, 1 and 3; a read
+    returns ``stored - shift`` in float32, computed on the rows read only. ``subset`` keeps the shift
+    aligned, so ``acts.sel(...)`` of centred activations stays lazy too.
+    """
+
+    def __init__(self, zarray: Any, storage: str, index: Sequence[np.ndarray] | None, shift: np.ndarray):
+        super().__init__(zarray, storage, index)
+        shift = np.asarray(shift, dtype=np.float64)
+        want = (self.shape[0], self.shape[1], self.shape[3])
+        if shift.shape != want:
+            raise ExtractionError(f"a shift of shape {shift.shape} does not fit a view of shape {self.shape}")
+        self.shift = shift
+
+    @classmethod
+    def of(cls, view: StoreArray, shift: np.ndarray) -> ShiftedArray:
+        """``view`` minus ``shift`` (a view that is shifted already adds the two shifts)."""
+        if isinstance(view, ShiftedArray):
+            return cls(view.zarray, view.storage, view.index, view.shift + np.asarray(shift, dtype=np.float64))
+        return cls(view.zarray, view.storage, view.index, shift)
+
+    def subset(self, *axes: Sequence[int] | None) -> ShiftedArray:
+        base = super().subset(*axes)
+        sel = list(axes) + [None] * (self.ndim - len(axes))
+        shift = self.shift
+        for axis, shift_axis in ((0, 0), (1, 1), (3, 2)):
+            if sel[axis] is not None:
+                shift = np.take(shift, np.asarray(sel[axis], dtype=np.int64), axis=shift_axis)
+        return ShiftedArray(base.zarray, base.storage, base.index, shift)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        positions, drops = self._positions(key)
+        parts = [self.index[axis][pos] for axis, pos in enumerate(positions)]
+        if any(len(p) == 0 for p in parts):
+            out = np.zeros([len(p) for p in parts], dtype=np.float32)
+        else:
+            raw = from_storage(self.zarray.oindex[tuple(parts)], self.storage)
+            shift = self.shift[np.ix_(positions[0], positions[1], positions[3])]
+            out = (raw - shift[:, :, None, :]).astype(np.float32)
+        squeeze = tuple(i for i, d in enumerate(drops) if d)
+        return out.squeeze(squeeze) if squeeze else out
+
+    def to_dask(self) -> Any:
+        import dask.array as da
+
+        return (super().to_dask().astype(np.float64) - da.from_array(self.shift)[:, :, None, :]).astype(np.float32)

@@ -13,7 +13,8 @@ Modules: :mod:`.core` (the lens, chunked statistics), :mod:`.words` (word lists)
 :mod:`.tokensets` (token sets and filters), :mod:`.prompts` (prompt builders), :mod:`.drift`
 (drift statistics), :mod:`.intervals` (bootstrap and Gaussian intervals), :mod:`.shares` (script/language shares of free
 text), :mod:`.positions` (layer x position table), :mod:`.prompt` (:func:`prompt_lens`: the lens of one
-prompt, its table and per-layer P(token set) curves, as the logit-lens widget shows them).
+prompt, its table and per-layer P(token set) curves, as the logit-lens widget shows them), :mod:`.cache`
+(the checksummed on-disk cache of drift results and position tables, keyed like the activation cache).
 """
 
 from .core import Lens, LensStats, check_final_logits, check_lens_model, lens_stats

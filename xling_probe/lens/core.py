@@ -202,11 +202,14 @@ def lens_stats(
     rank_of: str | None = None,
     top_k: int = 0,
     chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
+    final_is_last: bool = False,
 ) -> LensStats:
     """Lens statistics of raw residual states ``resid [L, P, d]`` (L layers, P positions).
 
     ``final [P, d]`` is the last layer's raw state at the same positions (for the KL to the final
-    layer; ``None`` skips the KL). ``sets[name][p]`` lists the token ids whose summed probability
+    layer; ``None`` skips the KL). ``final_is_last=True`` says that ``final`` is ``resid[-1]``: the
+    reference logits are then the last layer's own (computed once, not a second time for the KL)
+    wherever a chunk of layers holds the last one. ``sets[name][p]`` lists the token ids whose summed probability
     is reported for position p; ``rank_of`` names the set whose rank is reported (every one of its
     per-position sets must be non-empty). ``chunk_elements=None`` computes everything in one chunk
     (the naive full materialisation, for checks and benchmarks).
@@ -237,9 +240,11 @@ def lens_stats(
     top_probs = torch.empty(n_layers, n_pos, k, dtype=torch.float32) if k else None
     pairs_all = {name: _pairs(per_pos, dev) for name, per_pos in sets.items()}
 
+    if final_is_last and (final is None or tuple(final.shape) != tuple(resid.shape[1:])):
+        raise LensError("final_is_last=True needs final = resid[-1] ([positions, d_model])")
     for p0 in range(0, n_pos, pc):
         p1 = min(n_pos, p0 + pc)
-        xf = lens.normed(final[p0:p1].to(dev)) if final is not None else None
+        xf = None  # the normed reference rows, made for the first chunk of layers that needs them
         pairs = {}
         for name, (pp, tt) in pairs_all.items():
             sel = (pp >= p0) & (pp < p1)
@@ -250,12 +255,15 @@ def lens_stats(
             thr = None
             if rank_of is not None:
                 thr = lens.token_logits(x, _padded_ids(sets[rank_of][p0:p1], dev)).amax(-1)  # [lc, pc]
-            acc = OnlineSoftmax(l1 - l0, p1 - p0, k, dev, with_final=xf is not None, names=list(sets), thr=thr,
+            reuse = final_is_last and l1 == n_layers  # this chunk holds the last layer: its logits are the reference
+            if final is not None and not reuse and xf is None:
+                xf = lens.normed(final[p0:p1].to(dev))
+            acc = OnlineSoftmax(l1 - l0, p1 - p0, k, dev, with_final=final is not None, names=list(sets), thr=thr,
                                rank_of=rank_of)
             for v0 in range(0, vocab, vc):
                 v1 = min(vocab, v0 + vc)
                 z = lens.logits_normed(x, v0, v1)  # [lc, pc, vc] float32
-                zf = lens.logits_normed(xf, v0, v1) if xf is not None else None
+                zf = z[-1] if reuse else lens.logits_normed(xf, v0, v1) if final is not None else None
                 acc.update(z, zf, v0, v1, pairs)
             res = acc.result()
             lse[l0:l1, p0:p1] = res["lse"].cpu()

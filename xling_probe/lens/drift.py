@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import LensError
+from .cache import ResultCache, digest, json_safe, model_fields
 from .core import DEFAULT_CHUNK_ELEMENTS, Lens, check_final_logits, encode, lens_stats, run_batches
 from .prompts import TASKS, build_prompts
 from .intervals import STATS, mean_intervals
@@ -120,7 +122,7 @@ class DriftResult:
             "task": self.task, "n_items": self.n_items, "level": self.level, "layers": [int(x) for x in self.layers],
             "dropped": {"n": len(self.dropped), "reasons": self.dropped.counts()},
             "curves": {m: {s: _floats(arr) for s, arr in stats.items()} for m, stats in self.summary.items()},
-            "concepts": list(self.concepts), "meta": _json_safe(dict(self.meta)),
+            "concepts": list(self.concepts), "meta": json_safe(dict(self.meta)),
         }
         if items:
             out["values"] = {m: [_floats(row) for row in v] for m, v in self.values.items()}
@@ -196,23 +198,6 @@ def _floats(values: Any) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).reshape(-1)]
 
 
-def _json_safe(obj: Any) -> Any:
-    """``obj`` with numpy scalars and arrays as Python values and non-finite floats as None."""
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
-
-
 def _label(result: DriftResult, metric: str) -> str:
     lang = result.language_of(metric)
     return f"P({lang})" if lang else metric
@@ -239,6 +224,8 @@ def language_drift(
     chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
     progress: bool = True,
     recipe: str | None = None,
+    cache: bool = True,
+    cache_root: str | Path | None = None,
 ) -> DriftResult:
     """Per-layer P(target), P(latent), P(source), entropy, rank and KL for ``source -> target``.
 
@@ -266,6 +253,10 @@ def language_drift(
     recipe (e.g. ``shots=5``) raises :class:`~xling_probe.recipes.RecipeError`.
     ``result.meta`` records ``recipe``, ``shots`` (demonstrations), ``k`` (demonstrations + the
     query), ``first_byte_languages`` and ``demonstrations_from`` in every case.
+
+    ``cache=True`` stores the result under the cache root (:mod:`xling_probe.lens.cache`), keyed by the
+    model fingerprint, the prompts and token sets run and every setting; a repeated call loads it
+    without running the model.
     """
     from ..recipes import DRIFT_RECIPES, resolve
 
@@ -314,6 +305,19 @@ def language_drift(
                for role, code in (("target", tgt), ("latent", lat), ("source", src))}
     layers = list(range(model.n_states))
     final = layers[-1]
+    entry = None
+    if cache:
+        entry = ResultCache("drift", {
+            **model_fields(model), "task": task, "source": src, "target": tgt, "latent": lat, "concepts": concepts,
+            "prompts": digest([p.text for p in prompts]), "sets": digest(sets_of), "words": words.meta.get("source", "?"),
+            "dropped": digest(item_sets.dropped.entries), "n_total": item_sets.dropped.n_total, "shots": shots,
+            "seed": seed, "single_token": single_token, "recipe": rec.name if rec is not None else None,
+            "first_byte_languages": list(chosen["first_byte_languages"]), "layers": layers,
+            "demonstrations_from": chosen["demonstrations_from"], "batch_size": batch_size, "level": level,
+            "n_boot": n_boot, "check": check, "chunk_elements": chunk_elements}, root=cache_root)
+        hit = entry.load()
+        if hit is not None:
+            return _from_cache(*hit)
     out = {m: np.empty((len(kept), len(layers)), dtype=np.float64) for m in METRICS}
     check_diff = None
     bar = tqdm(total=len(kept), desc=f"lens {src}->{tgt}", unit="prompt", disable=not progress)
@@ -326,7 +330,7 @@ def language_drift(
             stats = lens_stats(
                 lens, resid, states[final],
                 sets={role: [sets_of[role][k] for k in idx] for role in sets_of},
-                rank_of="target", chunk_elements=chunk_elements,
+                rank_of="target", chunk_elements=chunk_elements, final_is_last=True,
             )
             for m, tensor in (("p_target", stats.sets["target"]), ("p_latent", stats.sets["latent"]),
                               ("p_source", stats.sets["source"]), ("entropy_bits", stats.entropy_bits),
@@ -335,7 +339,7 @@ def language_drift(
     summary = {m: mean_intervals(v, level=level, n_boot=n_boot, seed=seed) for m, v in out.items()}
     for v in out.values():
         v.setflags(write=False)
-    return DriftResult(
+    result = DriftResult(
         model=model.name, source=src, target=tgt, latent=lat, task=task, layers=tuple(layers),
         concepts=tuple(concepts), values=out, summary=summary, prompts=tuple(p.text for p in prompts),
         dropped=item_sets.dropped, level=level,
@@ -347,6 +351,29 @@ def language_drift(
               "final_logits_max_abs_diff": check_diff,
               "lens": "logits_l = unembed(final_norm(h_l)), softmax in float32, last position"},
     )
+    if entry is not None:
+        entry.save(*_to_cache(result))
+    return result
+
+
+def _to_cache(r: DriftResult) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A result as the (doc, arrays) of a :class:`~xling_probe.lens.cache.ResultCache` entry."""
+    doc = {"model": r.model, "source": r.source, "target": r.target, "latent": r.latent, "task": r.task,
+           "layers": list(r.layers), "concepts": list(r.concepts), "prompts": list(r.prompts), "level": r.level,
+           "dropped": [list(e) for e in r.dropped.entries], "n_total": r.dropped.n_total, "meta": json_safe(dict(r.meta))}
+    arrays = {f"values/{m}": v for m, v in r.values.items()}
+    arrays.update({f"summary/{m}/{s}": a for m, stats in r.summary.items() for s, a in stats.items()})
+    return doc, arrays
+
+
+def _from_cache(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> DriftResult:
+    values = {m: arrays[f"values/{m}"] for m in METRICS}
+    summary = {m: {s: arrays[f"summary/{m}/{s}"] for s in STATS} for m in METRICS}
+    return DriftResult(
+        model=doc["model"], source=doc["source"], target=doc["target"], latent=doc["latent"], task=doc["task"],
+        layers=tuple(doc["layers"]), concepts=tuple(doc["concepts"]), values=values, summary=summary,
+        prompts=tuple(doc["prompts"]), dropped=DropReport(tuple(tuple(e) for e in doc["dropped"]), doc["n_total"]),
+        level=doc["level"], meta=doc["meta"])
 
 
 def _decoder_prefix(model: ModelHandle, target: str) -> list[int] | None:

@@ -190,7 +190,8 @@ def iter_text_stats(
         for b, k in enumerate(idx):
             real = slice(width - len(rows[k]), width)  # left padding: the row's tokens are at the end
             resid = torch.stack([states[layer][b, real] for layer in wanted])  # [L, T, d]
-            stats = lens_stats(lens, resid, states[final][b, real], top_k=top_k, chunk_elements=chunk_elements)
+            stats = lens_stats(lens, resid, states[final][b, real], top_k=top_k, chunk_elements=chunk_elements,
+                               final_is_last=wanted[-1] == final)
             yield k, rows[k], special[k], wanted, stats
 
 
@@ -202,13 +203,35 @@ def lens_table(
     layers: LayerSpec = "all",
     chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
     check: bool = True,
+    cache: bool = True,
+    cache_root: Any = None,
 ) -> PositionTable:
-    """The layer x position table of top-k lens tokens of one prompt (a heatmap's data)."""
+    """The layer x position table of top-k lens tokens of one prompt (a heatmap's data).
+
+    ``cache=True`` stores it under the cache root (:mod:`xling_probe.lens.cache`; keyed by the model
+    fingerprint, the prompt and the settings), so a repeated call runs no model."""
+    from .cache import ResultCache, model_fields
+
     text = prompt.text if isinstance(prompt, Prompt) else prompt
     if not isinstance(text, str) or not text:
         raise LensError("lens_table needs a prompt: a non-empty string or a Prompt")
     if top_k < 1:
         raise LensError(f"top_k must be >= 1, got {top_k}")
+    entry = ResultCache("lens_table", {**model_fields(model), "prompt": text, "top_k": top_k,
+                                       "layers": resolve_layers(layers, model.n_states), "chunk_elements": chunk_elements,
+                                       "check": check}, root=cache_root) if cache else None
+    hit = entry.load() if entry is not None else None
+    if hit is not None:
+        doc, arrays = hit
+        return PositionTable(model=doc["model"], prompt=doc["prompt"], layers=tuple(doc["layers"]),
+                             input_ids=tuple(doc["input_ids"]), input_tokens=tuple(doc["input_tokens"]),
+                             vocab_text={int(k): v for k, v in doc["vocab_text"].items()}, **arrays)
     (_, ids, _, used, stats), = list(iter_text_stats(model, [text], layers, top_k=top_k, batch_size=1,
                                                      chunk_elements=chunk_elements, check=check))
-    return PositionTable.from_stats(model.name, text, used, ids, stats, model.tokenizer)
+    table = PositionTable.from_stats(model.name, text, used, ids, stats, model.tokenizer)
+    if entry is not None:
+        entry.save({"model": table.model, "prompt": table.prompt, "layers": list(table.layers),
+                    "input_ids": list(table.input_ids), "input_tokens": list(table.input_tokens),
+                    "vocab_text": {str(k): v for k, v in table.vocab_text.items()}},
+                   {name: getattr(table, name) for name in ("top_ids", "top_probs", "entropy_bits", "kl_to_final_bits")})
+    return table

@@ -17,6 +17,11 @@ state (streamed from the activations, which may live in an on-disk store) plus o
 similarity matrices. The results equal the engine's per-pair path to float64 rounding (tested
 < 1e-12); there are no null permutations or bootstrap intervals here (per pair they cost as much
 as the values times R or B: compute them for the pairs you report, with :func:`similarity`).
+
+dtype: U and the centred rows are cast to the compute dtype for the two big products (S and K);
+K is cast back to float64 before its diagonal, row sums and Frobenius products, and S's argmax and
+tie checks compare its values exactly, as in :mod:`~xling_probe.measures.kernels`. P@1 and MEXA
+come from one max pass per direction over S (:func:`~xling_probe.measures.kernels.diagonal_margins`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 import torch
 
 from ..errors import MetricError
+from .kernels import compute_dtype, diagonal_margins, first_max_hits
 from .metrics import center, cka_ratio, hsic_biased, hsic_unbiased, normalize_rows, topk_indices
 from .registry import metric_spec
 from .result import SimilarityResult
@@ -51,11 +57,11 @@ def block_size(n: int, d: int, max_memory_gb: float) -> int:
 class _Layer:
     """Per-language state of one layer: unit rows and Gram parts, for the languages ``gi``."""
 
-    def __init__(self, x: torch.Tensor, need_cos: bool, need_cka: bool):
-        self.u = normalize_rows(x) if need_cos else None
+    def __init__(self, x: torch.Tensor, need_cos: bool, need_cka: bool, dtype: torch.dtype = torch.float64):
+        self.u = normalize_rows(x).to(dtype) if need_cos else None
         if need_cka:
-            xc = center(x)
-            k = xc @ xc.transpose(-1, -2)  # [G, N, N]
+            xc = center(x).to(dtype)
+            k = (xc @ xc.transpose(-1, -2)).to(torch.float64)  # [G, N, N]; float64 from here on
             self.k = k
             self.d = torch.diagonal(k, dim1=-2, dim2=-1)  # [G, N]
             self.r = k.sum(-1)  # K 1
@@ -82,52 +88,69 @@ def _self_hsic(L: _Layer, n: int, debiased: bool) -> torch.Tensor:
     return hsic_unbiased(kk, (L.d * L.d).sum(-1), e.sum(-1), e.sum(-1), (e * e).sum(-1), n)
 
 
-def _unique_argmax(s: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    top, idx = s.max(dim, keepdim=True)
-    second = s.scatter(dim, idx, float("-inf")).amax(dim, keepdim=True)
-    return idx.squeeze(dim), (top > second).squeeze(dim)
-
-
 def all_pairs_similarity(acts: Any, names: Sequence[str], li_all: Sequence[int], langs: tuple[str, ...],
                          gi: Sequence[int], pair_list: Sequence[tuple[str, str]], *, device: torch.device,
-                         max_memory_gb: float, progress: bool, settings: dict[str, Any]) -> SimilarityResult:
-    """Every metric of ``names`` for every pair of ``langs`` at layers ``li_all`` (axis-0 indices)."""
+                         max_memory_gb: float, progress: bool, settings: dict[str, Any],
+                         dtype: str | torch.dtype | None = None) -> SimilarityResult:
+    """Every metric of ``names`` for every pair of ``langs`` at layers ``li_all`` (axis-0 indices);
+    ``dtype`` as in :func:`~xling_probe.measures.kernels.compute_dtype`."""
     from tqdm.auto import tqdm
 
-    specs = [metric_spec(m) for m in names]
     n, d, G = acts.n_sentences, acts.hidden_size, len(langs)
-    need_cos = any(s.family in ("retrieval", "mexa") for s in specs)
-    need_cka = any(s.family == "cka" for s in specs)
     b = block_size(n, d, max_memory_gb)
     blocks = [slice(i, min(i + b, G)) for i in range(0, G, b)]
+    todo = [(A, B) for ai, A in enumerate(blocks) for B in blocks[ai:]]
     values = np.full((len(names), len(li_all), G, G), np.nan)
-    own = torch.arange(n, device=device)
-    bar = tqdm(total=len(li_all) * len(blocks) * (len(blocks) + 1) // 2, desc="similarity (all pairs)",
-               unit="block", disable=not progress)
-    with bar, torch.no_grad():
+    bar = tqdm(total=len(li_all) * len(todo), desc="similarity (all pairs)", unit="block", disable=not progress)
+    with bar:
         for j, li in enumerate(li_all):
-            x = torch.as_tensor(np.asarray(acts.data[li, list(gi)]), device=device).to(torch.float64)  # [G, N, D]
-            if not torch.isfinite(x).all():
-                raise MetricError(f"non-finite activations at layer {acts.layers[li]}")
-            state = _Layer(x, need_cos, need_cka)
-            del x
-            selfs = {s.name: _self_hsic(state, n, s.name == "cka_debiased") for s in specs if s.family == "cka"}
-            for ai, A in enumerate(blocks):
-                for B in blocks[ai:]:
-                    _score_block(state, A, B, specs, names, selfs, values[:, j], n, own)
-                    bar.update(1)
-    for m, spec in enumerate(specs):
-        for k in range(G):
-            values[m, :, k, k] = np.nan  # a language with itself is no pair
+            x = np.asarray(acts.data[li, list(gi)])  # [G, N, D]: one layer, read once
+            values[:, j] = score_layer(x, names, todo, device=device, layer=acts.layers[li], bar=bar, dtype=dtype)
+    return finish_all_pairs(values, names, langs, pair_list, tuple(acts.layers[i] for i in li_all),
+                            {**settings, "language_block": b})
+
+
+def score_layer(x: np.ndarray, names: Sequence[str], todo: Sequence[tuple[slice, slice]], *, device: torch.device,
+                layer: int, bar: Any = None, dtype: str | torch.dtype | None = None) -> np.ndarray:
+    """Values ``[metric, G, G]`` of one layer's activations ``x`` ``[G, N, D]`` for the block pairs ``todo``
+    (both orientations of each block pair are filled; cells of no block pair stay NaN). ``dtype``: the
+    compute dtype (None = auto for ``device``)."""
+    specs = [metric_spec(m) for m in names]
+    G, n = x.shape[0], x.shape[1]
+    need_cos = any(s.family in ("retrieval", "mexa") for s in specs)
+    need_cka = any(s.family == "cka" for s in specs)
+    out = np.full((len(names), G, G), np.nan)
+    own = torch.arange(n, device=device)
+    dt = compute_dtype(dtype, device)
+    with torch.no_grad():
+        t = torch.as_tensor(x, device=device).to(torch.float64)
+        if not torch.isfinite(t).all():
+            raise MetricError(f"non-finite activations at layer {layer}")
+        state = _Layer(t, need_cos, need_cka, dt)
+        del t
+        selfs = {s.name: _self_hsic(state, n, s.name == "cka_debiased") for s in specs if s.family == "cka"}
+        for A, B in todo:
+            _score_block(state, A, B, specs, names, selfs, out, n, own)
+            if bar is not None:
+                bar.update(1)
+    return out
+
+
+def finish_all_pairs(values: np.ndarray, names: Sequence[str], langs: tuple[str, ...],
+                     pair_list: Sequence[tuple[str, str]], layers: tuple[int, ...],
+                     settings: dict[str, Any]) -> SimilarityResult:
+    """The result of all-pairs values ``[metric, layer, G, G]``: the diagonal and unrequested pairs NaN."""
+    G = len(langs)
+    for k in range(G):
+        values[:, :, k, k] = np.nan  # a language with itself is no pair
     wanted = np.zeros((G, G), dtype=bool)
     pos = {x: i for i, x in enumerate(langs)}
     for a, b2 in pair_list:
         wanted[pos[a], pos[b2]] = wanted[pos[b2], pos[a]] = True
     values[:, :, ~wanted] = np.nan
-    layers = tuple(acts.layers[i] for i in li_all)
     return SimilarityResult(metrics=tuple(names), layers=layers, languages=langs, pairs=tuple(pair_list),
                             arrays={"value": values}, anc_excluded=None,
-                            settings={**settings, "path": "all-pairs blocks", "language_block": b})
+                            settings={**settings, "path": "all-pairs blocks"})
 
 
 def _score_block(state: _Layer, A: slice, B: slice, specs, names, selfs, out: np.ndarray, n: int,
@@ -143,22 +166,22 @@ def _score_block(state: _Layer, A: slice, B: slice, specs, names, selfs, out: np
     if not any(s.family in ("retrieval", "mexa") for s in specs):
         return
     s = torch.einsum("and,bmd->abnm", state.u[A], state.u[B])  # cos(a_i, b_j)  [|A|, |B|, N, N]
-    mexa = any(sp.family == "mexa" for sp in specs)
-    if mexa:
-        (arg_row, uniq_row), (arg_col, uniq_col) = _unique_argmax(s, -1), _unique_argmax(s, -2)
-    else:
-        arg_row, arg_col = s.max(-1).indices, s.max(-2).indices
+    if any(sp.family == "mexa" or sp.k == 1 for sp in specs if sp.family in ("retrieval", "mexa")):
+        diag, off_row, off_col = diagonal_margins(s)  # one max pass per direction serves P@1 and MEXA
     for m, spec in enumerate(specs):
         if spec.family == "retrieval":
             k = spec.k
-            top_row = arg_row.unsqueeze(-1) if k == 1 else topk_indices(s, k, -1)
-            top_col = arg_col.unsqueeze(-1) if k == 1 else topk_indices(s, k, -2)
-            ab = (top_row == own[:, None]).any(-1).to(torch.float64).mean(-1).cpu().numpy()  # a -> b
-            ba = (top_col == own[:, None]).any(-1).to(torch.float64).mean(-1).cpu().numpy()  # b -> a
+            if k == 1:
+                hit_ab, hit_ba = first_max_hits(s, diag, off_row, off_col)
+            else:
+                hit_ab = (topk_indices(s, k, -1) == own[:, None]).any(-1)
+                hit_ba = (topk_indices(s, k, -2) == own[:, None]).any(-1)
+            ab = hit_ab.to(torch.float64).mean(-1).cpu().numpy()  # a -> b
+            ba = hit_ba.to(torch.float64).mean(-1).cpu().numpy()  # b -> a
             out[m, A, B] = ab
             out[m, B, A] = ba.T
         elif spec.family == "mexa":
-            hit = (torch.where(uniq_row, arg_row, -1) == own) & (torch.where(uniq_col, arg_col, -1) == own)
+            hit = (diag > off_row) & (diag > off_col)
             v = hit.to(torch.float64).mean(-1).cpu().numpy()
             out[m, A, B] = v
             out[m, B, A] = v.T

@@ -19,7 +19,13 @@ CKA form: for one pair the feature form (D x D) is cheaper when D < N and the Gr
 otherwise (the min(N, D) rule). Across many pairs and resamples the engine compares the total
 cost (Gram matrices are made once per language and make every pair and resample O(N^2); the
 feature form pays O(N D^2) per pair and per resample) and picks the cheaper form that fits in
-memory; ``cka_form="feature"|"gram"`` forces one. Everything is accumulated in float64.
+memory; ``cka_form="feature"|"gram"`` forces one.
+
+dtype: the big products (Gram matrices, D x D feature products, cosine matrices, ANC's z-score
+products) run in the compute dtype (``dtype=``: float32 by default on a GPU, float64 on the CPU);
+centering, normalisation, every HSIC sum and CKA ratio, ANC's sums and the exact tie checks of
+retrieval and MEXA are float64 or exact (:mod:`~xling_probe.measures.kernels`, which states the
+measured float32 vs float64 differences).
 """
 
 from __future__ import annotations
@@ -30,13 +36,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cluster import resolve_client
 from ..errors import MetricError
 from ..extraction.activations import Activations
 from ..labels import resolve_language, resolve_pairs, select_layers
 from .allpairs import all_pairs_similarity, supports
 from .assemble import assemble
 from .cross_layer import CrossLayerResult
-from .kernels import LangState, cka_null_products, pair_hsic, score_pair, self_hsic
+from .kernels import LangState, cka_null_products, compute_dtype, pair_hsic, score_pair, self_hsic
 from .metrics import anc_from_correlations, cka_ratio, standardize
 from .registry import DEFAULT_METRICS, METRICS, cka_form as choose_cka_form, metric_spec, parse_metrics
 from .result import SimilarityResult
@@ -66,6 +73,7 @@ def similarity(
     seed: int = 0,
     device: str | torch.device | None = None,
     cka_form: str = "auto",
+    dtype: str | None = None,
     max_memory_gb: float = 2.0,
     progress: bool = True,
     client: Any = None,
@@ -88,11 +96,20 @@ def similarity(
         permutation is significant at p = 1/21 < 0.05 (``result.above_null``).
     bootstrap: resamples of the sentences for the ``ci`` percentile interval (0 = none).
     seed: seeds the permutations and resamples (the same draws for every pair and layer).
-    device: torch device for the computation (default: the GPU when one is visible, else the CPU; float64 on both).
+    device: torch device for the computation (default: the GPU when one is visible, else the CPU).
     cka_form: "auto" (cheapest total cost, :func:`~xling_probe.measures.registry.cka_form`), "gram" or "feature".
+    dtype: dtype of the big products: ``"float64"``, ``"float32"`` or ``None`` (auto: float32 on a GPU, float64 on
+        the CPU). Sums, normalisations and tie checks stay float64 (or exact) either way. float32 vs float64: CKA,
+        debiased CKA and ANC within 1e-6 (measured < 1e-8); P@k, MEXA and mutual k-NN identical except where two
+        cosines of a row or column are within float32 rounding (~1e-6), which float32 may break differently (at
+        most 1/N per such sentence). The CPU default stays float64 because float32 is not tie-exact there and the
+        float64 numbers are reproducible to ~1e-15 across devices; ask for ``dtype="float32"`` for speed (about
+        2x faster products). Recorded in ``result.settings["dtype"]``.
     max_memory_gb: working-memory budget that sets how many layers are batched together (and, with
         many pairs and no null/bootstrap, how many languages are scored per block: the all-pairs path).
-    client: a ``dask.distributed`` client: one task per layer on its workers, merged (same numbers).
+    client: a ``dask.distributed`` client, ``None`` (default: the active client, if one was made) or ``False`` (this
+        process only). On a client the work runs as layer x pair-block tasks on its workers, merged into the same
+        numbers (:mod:`~xling_probe.measures.distributed`).
     """
     if not isinstance(acts, Activations):
         raise MetricError("similarity() needs an Activations object: acts = xling_probe.extraction.extract(model, corpus)")
@@ -100,12 +117,6 @@ def similarity(
     specs = [metric_spec(m) for m in names]
     pair_list = resolve_pairs(pairs, acts.languages, acts.labels, error=MetricError)
     li_all = select_layers(layers, acts.layers, error=MetricError)
-    if client is not None:
-        from .distributed import similarity_distributed
-
-        return similarity_distributed(client, similarity, acts, li_all, dict(
-            metrics=names, pairs=pair_list, null_permutations=null_permutations, bootstrap=bootstrap, ci=ci, seed=seed,
-            device=device, cka_form=cka_form, max_memory_gb=max_memory_gb))
     for label, v in (("null_permutations", null_permutations), ("bootstrap", bootstrap)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise MetricError(f"{label} must be an int >= 0, got {v!r}")
@@ -129,12 +140,22 @@ def similarity(
         form = cka_form if cka_form != "auto" else choose_cka_form(
             n, d, languages=len(langs), pairs=len(pair_list), permutations=R, bootstrap=B, budget_gb=max_memory_gb)
     dev = default_device(device)
+    dt = compute_dtype(dtype, dev)
     settings = {"n_sentences": n, "hidden_size": d, "null_permutations": R, "bootstrap": B, "ci": ci, "seed": seed,
-                "cka_form": form, "model": acts.meta.get("model", "?"), "pooling": acts.meta.get("pooling", "?")}
-    if not R and not B and len(pair_list) >= ALL_PAIRS_FROM and supports(names):
+                "cka_form": form, "dtype": str(dt).removeprefix("torch."), "model": acts.meta.get("model", "?"),
+                "pooling": acts.meta.get("pooling", "?")}
+    all_pairs = not R and not B and len(pair_list) >= ALL_PAIRS_FROM and supports(names)
+    client = resolve_client(client)
+    if client is not None:
+        from .distributed import similarity_distributed
+
+        return similarity_distributed(client, similarity, acts, li_all, langs, pair_list, dict(
+            metrics=names, null_permutations=R, bootstrap=B, ci=ci, seed=seed, device=dev, cka_form=cka_form,
+            dtype=dtype, max_memory_gb=max_memory_gb), all_pairs=all_pairs, settings=settings)
+    if all_pairs:
         # Many pairs, values only: every block of language pairs in a few GEMMs (same definitions, ~1e-15 apart).
         return all_pairs_similarity(acts, names, li_all, langs, gi, pair_list, device=dev, max_memory_gb=max_memory_gb,
-                                    progress=progress, settings={**settings, "cka_form": "gram"})
+                                    progress=progress, settings={**settings, "cka_form": "gram"}, dtype=dt)
     slot_bytes = len(pair_list) * len(names) * 2 * len(li_all) * (1 + R + B) * 8
     if slot_bytes > SLOT_LIMIT_GB * 2**30:
         raise MetricError(
@@ -168,7 +189,7 @@ def similarity(
             block = torch.as_tensor(acts.data[np.ix_(idx, gi)], device=dev).to(torch.float64)  # copies only these
             _check_finite(block, [acts.layers[i] for i in idx], langs)
             try:
-                state = {lang: LangState(block[:, g], need, form, wt, mknn_ks) for g, lang in enumerate(langs)}
+                state = {lang: LangState(block[:, g], need, form, wt, mknn_ks, dt) for g, lang in enumerate(langs)}
             except MetricError as exc:
                 raise MetricError(f"{exc} (layers {[acts.layers[i] for i in idx]})") from None
             del block
@@ -231,8 +252,8 @@ def _check_anc(slots, excluded, pairs, layers, d) -> None:
 def default_device(device: str | torch.device | None) -> torch.device:
     """The device of the similarity GEMMs: the one asked for, else the GPU when there is one, else the CPU.
 
-    The engine computes in float64 on every device, so the numbers do not depend on where they ran
-    (beyond summation order, ~1e-15 relative)."""
+    In float64 the numbers do not depend on where they ran (beyond summation order, ~1e-15 relative);
+    the default compute dtype on a GPU is float32 (:func:`~xling_probe.measures.kernels.compute_dtype`)."""
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -247,9 +268,11 @@ def cross_layer_similarity(
     layers: Any = "all",
     *,
     device: str | torch.device | None = None,
+    dtype: str | None = None,
 ) -> CrossLayerResult:
     """Layer i of ``lang_a`` vs layer j of ``lang_b`` for every (i, j): CKA (biased or debiased) or ANC
-    (signed or absolute), in one batched call. Returns a :class:`CrossLayerResult` [layer_a, layer_b]."""
+    (signed or absolute), in one batched call. Returns a :class:`CrossLayerResult` [layer_a, layer_b].
+    ``dtype``: of the CKA products, as in :func:`similarity` (ANC here is float64 throughout)."""
     if not isinstance(acts, Activations):
         raise MetricError("cross_layer_similarity() needs an Activations object")
     spec = metric_spec(metric)
@@ -264,6 +287,7 @@ def cross_layer_similarity(
     if metric == "cka_debiased" and n < 4:
         raise MetricError(f"debiased CKA needs N >= 4 sentences, got {n}")
     dev = default_device(device)
+    dt = compute_dtype(dtype, dev)
     block = torch.as_tensor(acts.data[np.ix_(idx, [acts.language_index(a), acts.language_index(b)])],
                             device=dev).to(torch.float64)
     _check_finite(block, [acts.layers[i] for i in idx], (a, b))
@@ -277,11 +301,12 @@ def cross_layer_similarity(
                 raise MetricError("every neuron has zero variance at some layer pair: ANC is undefined there")
         else:
             form = choose_cka_form(n, d, languages=2 * L, pairs=L * L)  # every layer of a against every layer of b
-            sa, sb = LangState(x, {"cka"}, form, None, set()), LangState(y, {"cka"}, form, None, set())
+            sa, sb = LangState(x, {"cka"}, form, None, set(), dt), LangState(y, {"cka"}, form, None, set(), dt)
             if form == "gram":
                 kl = sa.k.flatten(1) @ sb.k.flatten(1).T
             else:
-                kl = torch.stack([(sb.xc.transpose(-1, -2) @ sa.xc[i]).square().sum((-2, -1)) for i in range(L)])
+                kl = torch.stack([(sb.xc.transpose(-1, -2) @ sa.xc[i]).to(torch.float64).square().sum((-2, -1))
+                                  for i in range(L)])
             kk_a, kk_b = sa.kl(sa), sb.kl(sb)
             if bool((kk_a <= 0).any() | (kk_b <= 0).any()):
                 raise MetricError("a layer has zero variance (all sentence vectors identical): CKA is undefined")
@@ -292,4 +317,5 @@ def cross_layer_similarity(
             mat = cka_ratio(xy[..., 0], xx[:, None, 0], yy[None, :, 0])
     lay = tuple(acts.layers[i] for i in idx)
     return CrossLayerResult(metric=metric, lang_a=a, lang_b=b, layers_a=lay, layers_b=lay,
-                            matrix=mat.cpu().numpy(), settings={"n_sentences": n})
+                            matrix=mat.cpu().numpy(), settings={"n_sentences": n,
+                                                                "dtype": str(dt).removeprefix("torch.")})

@@ -5,6 +5,22 @@ retrieval, z-scores for ANC, the Gram matrix or centered features for CKA, k-NN 
 once and shared by every pair, null permutation and bootstrap sample. :func:`score_pair` turns two
 states into every requested metric (value, null draws, bootstrap draws). Definitions are in
 :mod:`xling_probe.measures.metrics`; the driver is :func:`xling_probe.measures.engine.similarity`.
+
+Compute dtype (:func:`compute_dtype`): the activations are read, checked, centered, standardised and
+normalised in float64; only the operands of the big products (centered rows for the Gram matrices
+K = Xc Xc^T or the D x D feature products, unit rows for the cosine matrices S = U_a U_b^T, z-scores
+for ANC) are stored in the compute dtype. Gram matrices and feature products are cast to float64
+before any reduction, so every HSIC sum, diagonal, row sum, Frobenius product and CKA ratio is a
+float64 sum; ANC's per-neuron sums accumulate in float64. The cosine matrix S stays in the compute
+dtype: argmax, ties and top-k compare its values exactly (a float32 value converts to float64
+exactly, so comparing in float64 would give the same answer). With float64 nothing is converted and
+the numbers are those of the float64 engine bit for bit.
+
+float32 vs float64 (measured in tests/test_similarity_float32.py, random and tiny-model
+activations): CKA, debiased CKA, ANC and |ANC| differ by < 1e-8 (tested < ``FLOAT32_TOLERANCE`` =
+1e-6, values, nulls and intervals); P@k, MEXA and mutual k-NN are identical except where two
+cosines of one row or column are within float32 rounding (~1e-6) of each other: there float32 can
+break (or create) the tie differently, and each such sentence moves the score by at most 1/N.
 """
 
 from __future__ import annotations
@@ -21,33 +37,54 @@ from .metrics import (
     center,
     cka_ratio,
     hsic_from_rows,
-    neuron_correlations,
     normalize_rows,
     standardize,
     topk_indices,
 )
 
 
-class LangState:
-    """What one language contributes at a chunk of layers, computed once and shared by all pairs."""
+#: Largest difference float32 vs float64 allowed (and tested) for CKA, debiased CKA, ANC and |ANC|.
+FLOAT32_TOLERANCE = 1e-6
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-    def __init__(self, x: torch.Tensor, need: set[str], form: str, wt: torch.Tensor | None, mknn_ks: set[int]):
+
+def compute_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype:
+    """The dtype of the similarity products: ``"float64"``, ``"float32"`` or ``None`` / ``"auto"``
+    (float32 on a GPU, float64 on the CPU; see the module docstring for what stays float64)."""
+    if dtype is None or (isinstance(dtype, str) and dtype == "auto"):
+        return torch.float64 if torch.device(device).type == "cpu" else torch.float32
+    key = str(dtype).removeprefix("torch.") if isinstance(dtype, (str, torch.dtype)) else None
+    if key not in _DTYPES:
+        raise MetricError(f"dtype must be 'float32', 'float64' or None (auto: float32 on a GPU, float64 on the CPU), "
+                          f"got {dtype!r}")
+    return _DTYPES[key]
+
+
+class LangState:
+    """What one language contributes at a chunk of layers, computed once and shared by all pairs.
+
+    ``x`` [Lc, N, D] float64; ``dtype`` is the compute dtype of the product operands (module docstring)."""
+
+    def __init__(self, x: torch.Tensor, need: set[str], form: str, wt: torch.Tensor | None, mknn_ks: set[int],
+                 dtype: torch.dtype = torch.float64):
         self.n = x.shape[-2]
         if "cos" in need:
-            self.xn = normalize_rows(x)
+            self.xn = normalize_rows(x).to(dtype)  # normalised in float64, stored as the GEMM operand
         if "anc" in need:
-            self.z, self.mask = standardize(x)
+            z, self.mask = standardize(x)
+            self.z = z.to(dtype)
             if wt is not None:  # weighted first and second moments of every bootstrap sample [Lc, B, D]
-                w = wt.T
-                self.m1, self.m2 = w @ self.z, w @ (self.z * self.z)
+                w = wt.T.to(dtype)
+                self.m1, self.m2 = (w @ self.z).to(torch.float64), (w @ (self.z * self.z)).to(torch.float64)
         if "cka" in need:
             xc = center(x)
+            op = xc.to(dtype)
             self.form = form
             if form == "gram":
-                self.k = xc @ xc.transpose(-1, -2)
+                self.k = (op @ op.transpose(-1, -2)).to(torch.float64)  # the reductions below are float64
                 self.d, self.r = torch.diagonal(self.k, dim1=-2, dim2=-1), self.k.sum(-1)
             else:
-                self.xc = xc
+                self.xc = op
                 self.d, self.r = (xc * xc).sum(-1), (xc @ xc.sum(-2).unsqueeze(-1)).squeeze(-1)
             self.rw = None if wt is None else self.weighted_rows(wt)
         self.knn = {k: _knn(self.xn, k) for k in mknn_ks}
@@ -56,27 +93,33 @@ class LangState:
         """<K_self, K_other>_F [Lc]."""
         if self.form == "gram":
             return _frob(self.k, other.k)
-        return (other.xc.transpose(-1, -2) @ self.xc).square().sum((-2, -1))
+        return _sq(other.xc.transpose(-1, -2) @ self.xc)
 
     def kl_perm(self, other: LangState, perm: torch.Tensor) -> torch.Tensor:
         """<K_self, P K_other P^T>_F [Lc]: other's rows re-paired by ``perm``."""
         if self.form == "gram":
             return _frob(self.k, other.k[:, perm[:, None], perm[None, :]])
-        return (other.xc[:, perm].transpose(-1, -2) @ self.xc).square().sum((-2, -1))
+        return _sq(other.xc[:, perm].transpose(-1, -2) @ self.xc)
 
     def weighted_rows(self, wt: torch.Tensor) -> torch.Tensor:
-        """K w for every bootstrap sample: [Lc, N, B]."""
+        """K w for every bootstrap sample: [Lc, N, B] (float64)."""
         if self.form == "gram":
             return self.k @ wt
-        return self.xc @ (self.xc.transpose(-1, -2) @ wt)
+        w = wt.to(self.xc.dtype)
+        return (self.xc @ (self.xc.transpose(-1, -2) @ w)).to(torch.float64)
 
     def kl_weighted(self, other: LangState, wt: torch.Tensor) -> torch.Tensor:
         """w^T (K_self o K_other) w for every bootstrap sample w: [Lc, B]."""
         if self.form == "gram":
             return ((self.k * other.k) @ wt * wt).sum(-2)
-        cols = [(other.xc.transpose(-1, -2) @ (self.xc * wt[:, s, None])).square().sum((-2, -1))
-                for s in range(wt.shape[1])]
+        w = wt.to(self.xc.dtype)
+        cols = [_sq(other.xc.transpose(-1, -2) @ (self.xc * w[:, s, None])) for s in range(w.shape[1])]
         return torch.stack(cols, -1)
+
+
+def _sq(m: torch.Tensor) -> torch.Tensor:
+    """Squared Frobenius norm of each [..., D, D] slice, summed in float64."""
+    return m.to(torch.float64).square().sum((-2, -1))
 
 
 def _frob(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -168,13 +211,14 @@ def score_pair(A: LangState, B: LangState, names, ks, perms, wt, hs_a, hs_b,
     specs = [metric_spec(m) for m in names]
     anc_names = [s.name for s in specs if s.family == "anc"]
     retrieval = {s.k: s.name for s in specs if s.family == "retrieval"}
-    if anc_names:  # ---- ANC from z-scores (Pearson r = mean of z products)
+    if anc_names:  # ---- ANC from z-scores (Pearson r = mean of z products, summed in float64)
         mask = A.mask & B.mask
-        r = neuron_correlations(A.z, B.z)
+        prod = A.z * B.z  # [Lc, N, D] once: the value and every bootstrap sample read the same products
+        r = sum_rows64(prod) / n
         r_null = _null_correlations(A.z, B.z, perms) if R else None
         r_boot = None
         if wt is not None:  # weighted Pearson r of each bootstrap sample [Lc, B, D]
-            m12 = wt.T @ (A.z * B.z)
+            m12 = (wt.T.to(prod.dtype) @ prod).to(torch.float64)
             ma, mb = A.m1 / n, B.m1 / n
             va, vb = A.m2 / n - ma * ma, B.m2 / n - mb * mb
             ok = (va > 1e-12) & (vb > 1e-12)
@@ -189,17 +233,23 @@ def score_pair(A: LangState, B: LangState, names, ks, perms, wt, hs_a, hs_b,
                 res["boot"] = anc_from_correlations(r_boot, mask_boot, absolute=absolute)
             out[(m, "ab")] = res
     if any(s.family in ("retrieval", "mexa") for s in specs):  # ---- cosine similarity S[i, j] = cos(a_i, b_j)
-        s = A.xn @ B.xn.transpose(-1, -2)
+        s = A.xn @ B.xn.transpose(-1, -2)  # compute dtype; every comparison below is exact on its values
         own = torch.arange(n, device=s.device)
-        if "mexa" in names:
-            (arg_row, uniq_row), (arg_col, uniq_col) = argmax_unique(s, -1, overwrite=True), argmax_unique(s, -2, overwrite=True)
-        else:
-            arg_row, arg_col = s.max(-1).indices, s.max(-2).indices
+        if R:  # the null re-reads every row's and column's winner
+            if "mexa" in names:
+                (arg_row, uniq_row), (arg_col, uniq_col) = argmax_unique(s, -1, overwrite=True), argmax_unique(s, -2, overwrite=True)
+            else:
+                arg_row, arg_col = s.max(-1).indices, s.max(-2).indices
+        elif "mexa" in names or 1 in ks:  # values only: one pass per direction gives P@1 and MEXA
+            diag, off_row, off_col = diagonal_margins(s)
         for k in sorted(ks):  # top-k indices of each row (a -> b) and each column (b -> a): [Lc, N, k]
-            top_row = arg_row.unsqueeze(-1) if k == 1 else topk_indices(s, k, -1)
-            top_col = arg_col.unsqueeze(-1) if k == 1 else topk_indices(s, k, -2)
-            hit_ab = (top_row == own[:, None]).any(-1)
-            hit_ba = (top_col == own[:, None]).any(-1)
+            if k == 1 and not R:
+                hit_ab, hit_ba = first_max_hits(s, diag, off_row, off_col)
+            else:
+                top_row = arg_row.unsqueeze(-1) if k == 1 else topk_indices(s, k, -1)
+                top_col = arg_col.unsqueeze(-1) if k == 1 else topk_indices(s, k, -2)
+                hit_ab = (top_row == own[:, None]).any(-1)
+                hit_ba = (top_col == own[:, None]).any(-1)
             null_ab = null_ba = None
             if R:  # pairing i <-> perm(i): a_i should retrieve b_perm(i); b_perm(i) should retrieve a_i
                 null_ab = (top_row[:, None] == perms[None, :, :, None]).any(-1)
@@ -208,10 +258,13 @@ def score_pair(A: LangState, B: LangState, names, ks, perms, wt, hs_a, hs_b,
             out[(name, "ab")] = _hits(hit_ab, null_ab, wt)
             out[(name, "ba")] = _hits(hit_ba, null_ba, wt)
         if "mexa" in names:  # row i counts when S[i, i] is the strict maximum of its row AND its column
-            row_win = torch.where(uniq_row, arg_row, -1)
-            col_win = torch.where(uniq_col, arg_col, -1)
-            hit = (row_win == own) & (col_win == own)
-            null = ((row_win[:, None] == perms[None]) & (col_win[:, perms] == own)) if R else None
+            if R:
+                row_win = torch.where(uniq_row, arg_row, -1)
+                col_win = torch.where(uniq_col, arg_col, -1)
+                hit = (row_win == own) & (col_win == own)
+                null = (row_win[:, None] == perms[None]) & (col_win[:, perms] == own)
+            else:
+                hit, null = (diag > off_row) & (diag > off_col), None
             out[("mexa", "ab")] = _hits(hit, null, wt)
         del s
     for spec in specs:
@@ -231,9 +284,49 @@ def _null_correlations(za: torch.Tensor, zb: torch.Tensor, perms: torch.Tensor, 
     """Pearson r per neuron under every shuffled pairing: [Lc, R, D], in batches of permutations
     (about ``budget`` bytes of gathered z-scores at a time)."""
     lc, n, d = za.shape
-    step = max(1, budget // (lc * n * d * 8))
-    parts = [(zb[:, p] * za.unsqueeze(1)).sum(-2) / n for p in perms.split(step)]
+    step = max(1, budget // (lc * n * d * za.element_size()))
+    parts = [sum_rows64(zb[:, p] * za.unsqueeze(1)) / n for p in perms.split(step)]
     return torch.cat(parts, 1)
+
+
+def sum_rows64(p: torch.Tensor, block: int = 128) -> torch.Tensor:
+    """Sum over axis -2 accumulated in float64 without a float64 copy of ``p``: a float32 ``p`` is
+    summed in float32 over blocks of ``block`` rows, the block sums added in float64."""
+    if p.dtype == torch.float64:
+        return p.sum(-2)
+    n = p.shape[-2]
+    head = n - n % block
+    out = p[..., :head, :].unflatten(-2, (head // block, block)).sum(-2).to(torch.float64).sum(-2)
+    return out + p[..., head:, :].sum(-2).to(torch.float64) if head < n else out
+
+
+def diagonal_margins(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """S[i, i] and the largest OTHER entry of row i and of column i, for each ``[..., N, N]`` slice.
+
+    One pass over S per direction (the diagonal is set to -inf in place, then restored). MEXA's
+    hit is ``own > row & own > col`` (strict maximum of its row and its column) and P@1's is
+    :func:`first_max_hits`, so both come from the same two passes."""
+    view = torch.diagonal(s, dim1=-2, dim2=-1)
+    own = view.clone()
+    view.fill_(float("-inf"))
+    row, col = s.amax(-1), s.amax(-2)
+    view.copy_(own)
+    return own, row, col
+
+
+def first_max_hits(s: torch.Tensor, own: torch.Tensor, row: torch.Tensor,
+                   col: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """P@1 hits by row (a -> b) and by column (b -> a) from :func:`diagonal_margins`: i's own entry is
+    the FIRST maximum of its row (as ``argmax``). Strictly above the rest is a hit; an exact tie is
+    settled by ``argmax`` (only computed when some row or column ties)."""
+    idx = torch.arange(s.shape[-1], device=s.device)
+    out = []
+    for dim, other in ((-1, row), (-2, col)):
+        hit, tie = own > other, own == other
+        if bool(tie.any()):
+            hit = hit | (tie & (s.argmax(dim) == idx))
+        out.append(hit)
+    return out[0], out[1]
 
 
 def _hits(hit: torch.Tensor, null: torch.Tensor | None, wt: torch.Tensor | None) -> dict[str, torch.Tensor]:

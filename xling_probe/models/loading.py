@@ -8,8 +8,6 @@ by transformers itself), a ``.gguf`` file path, or an already-built ``PreTrained
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +19,7 @@ from .arch import find_parts, is_causal_lm, is_encoder, is_encoder_decoder
 from .placement import (check_dtype_support, dispatch_built, placement_kwargs, resolve_device,
                         resolve_dtype, split_error)
 from ..errors import ModelLoadError
+from .fingerprinting import fingerprint
 from .handle import ModelHandle
 
 DEFAULT_MODEL = "gemma3-270m"
@@ -159,26 +158,8 @@ def load_model(
                               "dtype": str(torch_dtype).replace("torch.", ""), "stack": stack}
     if not placing and not getattr(model, "hf_device_map", None):
         model = _to(model, dev, torch_dtype)
-    model = model.eval()
-    if tok.pad_token_id is None:
-        # Padding is masked out everywhere; any id works, the EOS id is the usual choice.
-        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.convert_ids_to_tokens(0)
-    parts = find_parts(model, stack)
-    encoder_only = is_encoder(model) or parts.stack == "encoder"
-    kind: Literal["decoder", "encoder"] = "encoder" if encoder_only else "decoder"
-    handle = ModelHandle(
-        model=model,
-        tokenizer=tok,
-        name=name,
-        backend=backend,
-        kind=kind,
-        n_blocks=len(parts.blocks),
-        d_model=int(model.config.hidden_size),
-        has_unembedding=kind == "decoder" and parts.unembed is not None and parts.final_norm is not None,
-        fingerprint=fingerprint(model, tok),
-        parts=parts,
-        source=source,
-    )
+    handle = make_handle(model.eval(), tok, name=name, backend=backend, stack=stack, source=source)
+    parts = handle.parts
     if backend == "nnsight":
         from .nnsight_backend import module_path, wrap_local
 
@@ -191,6 +172,31 @@ def load_model(
         # the caller still uses through another handle.
         handle.bridge = boot_bridge(handle, copy_model=shared)
     return handle
+
+
+def make_handle(model: nn.Module, tok: Any, *, name: str, backend: str, stack: str | None, source: dict[str, Any],
+                fingerprint_value: str | None = None) -> ModelHandle:
+    """The handle of a built model: its parts, kind and facts (``fingerprint_value``: when already known,
+    e.g. computed from the files of a model built on the meta device; else computed from ``model``)."""
+    if tok.pad_token_id is None:
+        # Padding is masked out everywhere; any id works, the EOS id is the usual choice.
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.convert_ids_to_tokens(0)
+    parts = find_parts(model, stack)
+    encoder_only = is_encoder(model) or parts.stack == "encoder"
+    kind: Literal["decoder", "encoder"] = "encoder" if encoder_only else "decoder"
+    return ModelHandle(
+        model=model,
+        tokenizer=tok,
+        name=name,
+        backend=backend,
+        kind=kind,
+        n_blocks=len(parts.blocks),
+        d_model=int(model.config.hidden_size),
+        has_unembedding=kind == "decoder" and parts.unembed is not None and parts.final_norm is not None,
+        fingerprint=fingerprint_value if fingerprint_value is not None else fingerprint(model, tok),
+        parts=parts,
+        source=source,
+    )
 
 
 def _locate(name_or_path: Any) -> tuple[str, str, dict[str, Any]]:
@@ -288,11 +294,20 @@ def _hub_is_offline(repo_id: str) -> bool:
     )
 
 
+def model_class(config: Any) -> Any:
+    """The transformers auto class a config is loaded with: seq2seq LM, causal LM (keeping the LM head) or base model."""
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    if is_encoder_decoder(config):
+        return AutoModelForSeq2SeqLM
+    return AutoModelForCausalLM if is_causal_lm(config) else AutoModel
+
+
 def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any, *, local_files_only: bool = False,
              placing: dict[str, Any] | None = None) -> tuple[nn.Module, Any]:
     """Config, model and tokenizer of an HF folder or hub id (``local_files_only``: never ask the hub;
     ``placing``: device_map / max_memory / offload_folder for accelerate)."""
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     local = {"local_files_only": True} if local_files_only else {}
     try:
@@ -304,10 +319,7 @@ def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any, *, local_files_onl
             f"hub id{' (HF_HUB_OFFLINE=1: only local files are used)' if offline else ''}. "
             f"Check the name, or pass a local folder. Details: {str(exc).splitlines()[0]}"
         ) from None
-    if is_encoder_decoder(config):
-        from transformers import AutoModelForSeq2SeqLM as loader
-    else:
-        loader = AutoModelForCausalLM if is_causal_lm(config) else AutoModel
+    loader = model_class(config)
     if placing and isinstance(placing.get("device_map"), str):
         _check_splittable(config, loader)
     try:
@@ -318,53 +330,3 @@ def _load_hf(folder: str, dtype: torch.dtype, tokenizer: Any, *, local_files_onl
             raise split_error(Path(folder).name, exc) from None
         raise ModelLoadError(f"could not load model {folder!r}: {str(exc).splitlines()[0]}") from None
     return model, tok
-
-
-def fingerprint(model: nn.Module, tokenizer: Any) -> str:
-    """A stable digest of config, weights and tokenizer (weights sampled, not read in full).
-
-    Every parameter contributes its name, shape, dtype and a strided sample of up to 4096 of its
-    values, so a change of weights, architecture or vocabulary changes the fingerprint.
-    """
-    h = hashlib.sha256()
-    cfg = model.config.to_dict() if hasattr(model, "config") else {}
-    for key in ("_name_or_path", "transformers_version", "_commit_hash", "dtype", "torch_dtype", "quantization_config"):
-        cfg.pop(key, None)
-    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
-    with torch.no_grad():
-        for pname, p in model.named_parameters():
-            if p.device.type == "meta":  # offloaded by accelerate: its values are in the hook's weights map
-                p = _offloaded_value(model, pname)
-                if p is None:
-                    h.update(f"{pname}:offloaded;".encode())
-                    continue
-            flat = p.detach().reshape(-1)
-            step = max(1, flat.numel() // 4096)
-            sample = flat[::step][:4096].to(torch.float32).cpu().numpy()
-            h.update(f"{pname}:{tuple(p.shape)}:".encode())
-            h.update(sample.tobytes())
-    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    h.update(str(len(vocab)).encode())
-    for token in sorted(vocab)[:: max(1, len(vocab) // 2000)]:
-        h.update(f"{token}={vocab[token]};".encode())
-    h.update(f"bos={getattr(tokenizer, 'bos_token_id', None)};eos={getattr(tokenizer, 'eos_token_id', None)}".encode())
-    return h.hexdigest()[:24]
-
-
-def _offloaded_value(model: nn.Module, pname: str) -> torch.Tensor | None:
-    """The stored values of a parameter that accelerate offloaded (to disk or the CPU), or ``None``."""
-    module_name, _, leaf = pname.rpartition(".")
-    try:
-        module = model.get_submodule(module_name) if module_name else model
-    except AttributeError:
-        return None
-    hook = getattr(module, "_hf_hook", None)
-    for candidate in [hook, *getattr(hook, "hooks", ())]:
-        weights = getattr(candidate, "weights_map", None)
-        if weights is None:
-            continue
-        try:
-            return torch.as_tensor(weights[leaf])
-        except Exception:  # noqa: BLE001 - not in this map, or a map that only loads on the execution device
-            continue
-    return None

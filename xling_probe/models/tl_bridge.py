@@ -27,6 +27,17 @@ def hook_name(layer: int) -> str:
     return "blocks.0.hook_in" if layer == 0 else f"blocks.{layer - 1}.hook_out"
 
 
+#: Hook points right after the last block, in the order tried: a hook there ends the forward pass
+#: before the final norm and the unembedding (:class:`xling_probe.extraction.runners.TLRunner`).
+AFTER_BLOCKS = ("ln_final.hook_in", "unembed.hook_in")
+
+
+def final_hook_name(bridge: Any) -> str | None:
+    """The first hook point after the blocks that ``bridge`` has (see :data:`AFTER_BLOCKS`), or ``None``."""
+    names = getattr(bridge, "hook_dict", None) or {}
+    return next((name for name in AFTER_BLOCKS if name in names), None)
+
+
 def boot_bridge(handle: ModelHandle, *, copy_model: bool = False) -> Any:
     """Boot a ``TransformerBridge`` around ``handle.model`` (no download).
 

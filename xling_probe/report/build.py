@@ -153,19 +153,27 @@ def build_report(
     progress: bool = True,
     load_options: dict[str, Any] | None = None,
     extract_options: dict[str, Any] | None = None,
+    store: str | Path | None = None,
+    store_dtype: str = "float32",
+    max_memory_gb: float = 2.0,
 ) -> ReportResult:
     """Run every stage and write the report into ``out`` (refused when not empty unless ``force``).
 
     ``model``: a ModelHandle or a name/path for :func:`load_model` (None = the offline Gemma 3
     270M; ``load_options`` are passed to it: backend, device, dtype, device_map, stack...; ``extract_options``
     to :func:`~xling_probe.extract`: source_language, decoder_input of a decoder stack). ``corpus``: a ParallelCorpus or a file path (None = the bundled sample). ``langs``:
-    languages to use (None = :data:`DEFAULT_LANGS` present in the corpus, else all). ``pairs``:
+    languages to use (None = :data:`DEFAULT_LANGS` present in the corpus, else all; ``"all"``: every language
+    of the corpus). ``pairs``:
     the (source, target) pairs of the language-drift sections, read by :func:`drift_pairs` (target
     words needed in the word list; a pair without words is skipped with a note); the similarity
     sections always score every pair of languages. ``limit``: first N sentences. ``words``: word
     list for the drift (None = bundled). ``metrics``: the similarity metrics (default
     :data:`REPORT_METRICS`). Models without an unembedding (encoders, the encoder stack of an
     encoder-decoder model) skip the drift section and say why; every other section runs on their states.
+
+    Many languages: ``store`` (folder or fsspec URL, ``store_dtype``) streams every analysis from an on-disk
+    store within ``max_memory_gb``; above :data:`~xling_probe.report.many.MANY_LANGUAGES` languages see
+    :func:`~xling_probe.report.many.similarity_stage` and the many-language section.
     """
     from ..measures.registry import parse_metrics
     from ..paths import prepare_output_folder as prepare_out
@@ -178,25 +186,26 @@ def build_report(
         return _build(out, stages, model, corpus, langs, limit, pairs_of_drift, load_options, extract_options or {},
                       words=words, metrics=metrics, null_permutations=null_permutations, bootstrap=bootstrap, drift_items=drift_items, shots=shots,
                       batch_size=batch_size, max_length=max_length, static=static, dpi=dpi, seed=seed,
-                      progress=progress)
+                      progress=progress, store=store, store_dtype=store_dtype, max_memory_gb=max_memory_gb)
     finally:
         stages.bar.close()
 
 
 def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, extract_options, *, words, metrics,
            null_permutations, bootstrap, drift_items, shots, batch_size, max_length, static, dpi, seed,
-           progress) -> ReportResult:
+           progress, store=None, store_dtype="float32", max_memory_gb=2.0) -> ReportResult:
     """The stages of :func:`build_report`. The corpus is loaded and its languages checked before
     the model is loaded: a typo in a language code must not cost a model load."""
     from ..data.corpus import ParallelCorpus, load_corpus
     from ..models.loading import ModelHandle, load_model
+    from .many import select_corpus
 
     notes: list[str] = []
     if corpus is None:
         corpus = ParallelCorpus.sample()
     elif not isinstance(corpus, ParallelCorpus):
         corpus = load_corpus(corpus)
-    full, corpus = corpus, stages.run("corpus", _select, corpus, langs, limit)
+    full, corpus = corpus, stages.run("corpus", select_corpus, corpus, langs, limit, DEFAULT_LANGS)
     if isinstance(model, ModelHandle):
         handle = model
         stages.skip("model", f"a loaded model was given ({model.name})")
@@ -208,11 +217,14 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
     source = corpus
     if handle.stack == "decoder":  # the encoder may read a language left out of the report (source_language)
         source, extract_options = (full.head(limit) if limit else full), {**extract_options, "languages": corpus.languages}
+    if store is not None:
+        extract_options = {**extract_options, "store": store, "store_dtype": store_dtype}
     acts = stages.run("extract", extract, handle, source, pooling="mean", batch_size=batch_size, max_length=max_length,
                       progress=progress, **extract_options)
     sections, tables, figures = _analyses(stages, handle, acts, notes, drift_pairs, words=words, metrics=metrics,
                                           null_permutations=null_permutations, bootstrap=bootstrap,
-                                          drift_items=drift_items, shots=shots, seed=seed, progress=progress)
+                                          drift_items=drift_items, shots=shots, seed=seed, progress=progress,
+                                          max_memory_gb=max_memory_gb)
     from .write import write_all
 
     files = write_all(out, stages, handle, acts, sections, tables, figures, notes, static=static, dpi=dpi, settings={
@@ -224,6 +236,8 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
         "drift_items": drift_items, "shots": shots, "seed": seed, "dpi": dpi, "static": static,
         "corpus": {k: v for k, v in corpus.meta.items() if isinstance(v, (str, int, float, bool))},
         "limit": limit, "words": str(words) if words is not None else "bundled xling_probe/data/words.csv",
+        "store": str(store) if store is not None else None, "store_dtype": store_dtype if store is not None else None,
+        "max_memory_gb": max_memory_gb,
     })
     return ReportResult(out=out, files=files, timings=stages.timings, notes=notes, figures=figures,
                         stages=stages.record())
@@ -234,39 +248,30 @@ def _title(label: str) -> str:
     return label[:1].upper() + label[1:]
 
 
-def _select(corpus, langs, limit):
-    if langs:
-        corpus = corpus.select_languages(list(langs))
-    else:
-        present = [c for c in DEFAULT_LANGS if c in corpus.languages]
-        if len(present) >= 2:
-            corpus = corpus.select_languages(present)
-    if len(corpus.languages) < 2:
-        raise XlingProbeError(f"the report compares languages: it needs at least 2, got {list(corpus.languages)}")
-    if limit:
-        corpus = corpus.head(limit)
-    return corpus
-
-
 def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_permutations, bootstrap, drift_items,
-              shots, seed, progress):
+              shots, seed, progress, max_memory_gb=2.0):
     """Run the analyses and build the figures; returns (sections, tables name -> DataFrame, figures id -> Figure)."""
     from .. import plots
     from ..centering.evaluate import neutrality
-    from ..measures.engine import cross_layer_similarity, similarity
+    from ..measures.engine import cross_layer_similarity
     from .captions import describe_curve, describe_heatmap, describe_mexa
     from .html import TEXTS, Section
-    from .many import MANY_LANGUAGES, many_language_section
+    from .many import MANY_LANGUAGES, map_languages, many_language_section, similarity_stage
 
     sections: list[Section] = []
     tables: dict[str, Any] = {}
     figs: dict[str, Any] = {}
     langs = acts.languages
     pivot = "en" if "en" in langs else langs[0]
-    sim = stages.run("similarity", similarity, acts, metrics=list(metrics), pairs="all",
-                     null_permutations=null_permutations, bootstrap=bootstrap, seed=seed, progress=progress)
-    tables["similarity"], tables["similarity_layer_mean"] = sim.to_dataframe(), sim.layer_mean()
-    tables["similarity_peaks"] = sim.peak_layers()
+    many = len(langs) > MANY_LANGUAGES
+    sim, grid = stages.run("similarity", similarity_stage, acts, metrics, pivot, null_permutations=null_permutations,
+                           bootstrap=bootstrap, seed=seed, progress=progress, max_memory_gb=max_memory_gb, many=many)
+    if many:
+        notes.append(f"{len(langs)} languages: every pair scored without null or interval (batched, "
+                     f"{', '.join(grid.metrics)}); the null and intervals are those of the {len(sim.pairs)} pairs "
+                     f"with {pivot} (tables/similarity.csv)")
+    tables["similarity"], tables["similarity_layer_mean"] = sim.to_dataframe(), grid.layer_mean()
+    tables["similarity_peaks"] = grid.peak_layers()
     pivot_pairs = [p for p in sim.pairs if pivot in p]
     curve_metric = next((m for m in sim.metrics if not sim.spec(m).directional), sim.metrics[0])
     figs["similarity_curves"] = plots.similarity_curves(sim, curve_metric, pairs=pivot_pairs)
@@ -293,10 +298,11 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
         sections.append(Section(key, title, TEXTS[key],
                                 [(f"{key}_curves", figs[f"{key}_curves"])],
                                 ["tables/similarity.csv", "tables/similarity_peaks.csv"], finding=finding))
-    peak = sim.peak_layer(curve_metric)  # where the mean over every computed pair peaks
-    if len(langs) > MANY_LANGUAGES:  # many-language mode: family summary, extreme pairs, clustered heatmap, CSV
-        many, many_tables, many_figs = many_language_section(sim, curve_metric, peak)
-        sections.append(many), tables.update(many_tables), figs.update(many_figs)
+    grid_metric = curve_metric if curve_metric in grid.metrics else grid.metrics[0]
+    peak = grid.peak_layer(grid_metric)  # where the mean over every computed pair peaks
+    if many:  # many-language mode: family summary, extreme pairs, clustered heatmap, CSV
+        section, many_tables, many_figs = many_language_section(grid, grid_metric, peak)
+        sections.append(section), tables.update(many_tables), figs.update(many_figs)
     else:
         figs["language_heatmap"] = plots.language_heatmap(sim, curve_metric, layer=peak)
         sections.append(Section("heatmap", f"All language pairs at layer {peak}", TEXTS["heatmap"],
@@ -318,8 +324,11 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
     sections.append(Section("neutrality", "Language neutrality: raw vs centered", TEXTS["neutrality"],
                             [("neutrality", figs["neutrality"])], ["tables/neutrality.csv", "tables/neutrality_summary.csv"]))
 
-    figs["embedding"] = stages.run("embedding", plots.embedding_map, acts, peak, method="pca", seed=seed)
-    sections.append(Section("embedding", f"Sentence map at layer {peak} (PCA)", TEXTS["embedding"],
+    shown = map_languages(langs, pivot)
+    on_map = acts if len(shown) == len(langs) else acts.sel(languages=shown)
+    figs["embedding"] = stages.run("embedding", plots.embedding_map, on_map, peak, method="pca", seed=seed)
+    of = "" if len(shown) == len(langs) else f", {len(shown)} of {len(langs)} languages"
+    sections.append(Section("embedding", f"Sentence map at layer {peak} (PCA{of})", TEXTS["embedding"],
                             [("embedding", figs["embedding"])]))
 
     why = drift_unavailable(handle)

@@ -10,12 +10,14 @@ figures out), so it is called directly on synthetic results in the tests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..data.families import language_family
+from ..errors import XlingProbeError
 
 if TYPE_CHECKING:
     from ..measures.result import SimilarityResult
@@ -96,3 +98,53 @@ def many_language_section(sim: SimilarityResult, metric: str, layer: int) -> tup
                               (f"The {TOP} most and the {TOP} least similar pairs", pairs.round({"value": 3}))])
     tables = {"similarity_matrix": table, "similarity_families": fams, "similarity_top_pairs": pairs}
     return section, tables, {"language_heatmap": fig}
+
+
+def similarity_stage(acts, metrics, pivot, *, null_permutations, bootstrap, seed, progress, max_memory_gb, many):
+    """``(sim, grid)``: the scored result for the curves (nulls, intervals) and the one for every pair.
+
+    Few languages: one result, every pair with its null and interval. Many: every pair's values in the
+    batched path (metrics that have one), and the pivot pairs with null and interval."""
+    from ..measures.allpairs import supports
+    from ..measures.engine import similarity
+
+    if not many:
+        sim = similarity(acts, metrics=list(metrics), pairs="all", null_permutations=null_permutations,
+                         bootstrap=bootstrap, seed=seed, progress=progress, max_memory_gb=max_memory_gb)
+        return sim, sim
+    batched = [m for m in metrics if supports([m])] or ["cka_debiased"]
+    grid = similarity(acts, metrics=batched, pairs="all", null_permutations=0, bootstrap=0, seed=seed,
+                      progress=progress, max_memory_gb=max_memory_gb)
+    sim = similarity(acts, metrics=list(metrics), pairs=f"pivot:{pivot}", null_permutations=null_permutations,
+                     bootstrap=bootstrap, seed=seed, progress=progress, max_memory_gb=max_memory_gb)
+    return sim, grid
+
+
+#: The many-language mode draws the sentence map of at most this many languages (a legend of 402 is no legend).
+MAP_LANGUAGES = 20
+
+
+def map_languages(langs: Sequence[str], pivot: str) -> list[str]:
+    """The pivot and evenly spaced others, in corpus order, at most :data:`MAP_LANGUAGES` in all."""
+    if len(langs) <= MAP_LANGUAGES:
+        return list(langs)
+    others = [x for x in langs if x != pivot]
+    picks = {others[round(i * (len(others) - 1) / (MAP_LANGUAGES - 2))] for i in range(MAP_LANGUAGES - 1)}
+    return [x for x in langs if x == pivot or x in picks]
+
+
+def select_corpus(corpus, langs, limit, default_langs):
+    """The report's languages and sentences: ``langs`` (``"all"``: every one), else the defaults present."""
+    if langs == "all" or (langs is not None and not isinstance(langs, str) and list(langs) == ["all"]):
+        pass  # every language of the corpus
+    elif langs:
+        corpus = corpus.select_languages(list(langs))
+    else:
+        present = [c for c in default_langs if c in corpus.languages]
+        if len(present) >= 2:
+            corpus = corpus.select_languages(present)
+    if len(corpus.languages) < 2:
+        raise XlingProbeError(f"the report compares languages: it needs at least 2, got {list(corpus.languages)}")
+    if limit:
+        corpus = corpus.head(limit)
+    return corpus
