@@ -172,7 +172,8 @@ RELOAD_CELLS = [
     "v[:, :, np.arange(402), np.arange(402)] = np.nan\n"
     "res = SimilarityResult(metrics=('cka',), layers=tuple(range(19)), languages=codes,\n"
     "                       pairs=tuple(itertools.combinations(codes, 2)), arrays={'value': v})",
-    "ex = SimilarityExplorer(res, layer=9, pairs=[res.pairs[0], res.pairs[500]])\nex",
+    "ex = SimilarityExplorer(res, layer=9, pairs=[res.pairs[0], res.pairs[500]])\n"
+    "ex.export_bar.formats.value = ('csv',)\nex",
 ]
 
 #: Every visible plotly figure: its trace types, and per trace the length of z (rows) / y and a checksum.
@@ -309,6 +310,17 @@ def test_figures_survive_a_reload_and_a_second_tab(reload_lab):
             other = _heatmap(second, tmp)
             _check(other, "second tab")
             assert heat(other)["z_sum"] == pytest.approx(heat(after)["z_sum"], rel=1e-5)
+
+            # the export bar's download reaches the browser: the CSV of the heatmap shown
+            second.locator("button", has_text="Export").filter(visible=True).first.click()
+            link = second.locator("a[download='similarity_heatmap.csv']")
+            link.wait_for(timeout=120_000)
+            with second.expect_download(timeout=60_000) as info:
+                link.click()
+            saved = tmp / "download.csv"
+            info.value.save_as(saved)
+            head = saved.read_text().splitlines()
+            assert head[0].startswith("trace,type,y,x,z") and len(head) > 402 * 401, head[:3]
         finally:
             browser.close()
     bad = [e for e in errors if "Failed to initialize model" in e or "trace index" in e or "out of bounds" in e]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from xling_probe import ParallelCorpus, clear_cache, extract
+from xling_probe.errors import CacheError
 from xling_probe.paths import cache_dir, cache_root
 import importlib
 
@@ -100,6 +101,15 @@ def test_no_cache_writes_nothing_and_clear_cache(tiny_decoder, corpus, _isolated
     extract(tiny_decoder, corpus, progress=False)
     assert clear_cache() == 1
     assert not [e for e in (_isolated_cache / "activations").iterdir() if e.is_dir()]
+    (_isolated_cache / "lens" / "entry").mkdir(parents=True)  # a cached lens/drift result
+    (_isolated_cache / "activations" / "other").mkdir()
+    assert clear_cache("lens") == 1 and not (_isolated_cache / "lens" / "entry").exists()
+    assert (_isolated_cache / "activations" / "other").exists()
+    from xling_probe.extraction.store import CACHE_KINDS
+
+    assert "lens" in CACHE_KINDS  # so clear_cache("all") empties it too (not run here: "models" is the shared one)
+    with pytest.raises(CacheError, match="'lens'"):
+        clear_cache("everything")
 
 
 def test_cache_root_respects_environment(monkeypatch, tmp_path):

@@ -83,6 +83,12 @@ def test_many_pairs_run_as_layer_x_pair_block_tasks_with_the_same_numbers(client
     assert many.settings["distributed"] == "30 tasks (3 layers x 10 language-block pairs of <= 3 languages)"
     assert np.isfinite(one.value).sum() == 4 * 3 * 12 * 11
     np.testing.assert_allclose(many.value, one.value, rtol=0, atol=1e-12)
+    # dtype= reaches the block tasks: float32 on the workers equals float32 in one process, not float64
+    kw = dict(metrics=names, null_permutations=0, bootstrap=0, progress=False, max_memory_gb=0.0005, dtype="float32")
+    one32 = xp.similarity(acts, client=False, **kw)
+    many32 = xp.similarity(acts, client=client, **kw)
+    np.testing.assert_array_equal(many32.value, one32.value)
+    assert many32.settings["dtype"] == "float32" and np.nanmax(np.abs(many32.value - one.value)) > 0
 
 
 def test_the_active_client_is_used_unless_client_is_false(client, tmp_path):

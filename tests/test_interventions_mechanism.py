@@ -21,14 +21,17 @@ def _ids(handle, text):
 
 @pytest.fixture(scope="module")
 def backends(sp_tokenizer):
-    from tests.tiny import tiny_gemma
+    from tiny import tiny_gemma
 
     tl = xp.load_model(tiny_gemma(sp_tokenizer), tokenizer=sp_tokenizer, backend="transformer_lens", device="cpu")
-    return {"hf": xp.load_model(tl.model, tokenizer=sp_tokenizer, backend="hf", device="cpu"),
-            "transformer_lens": tl}
+    out = {"hf": xp.load_model(tl.model, tokenizer=sp_tokenizer, backend="hf", device="cpu"),
+           "transformer_lens": tl}
+    pytest.importorskip("nnsight")
+    out["nnsight"] = xp.load_model(tl.model, tokenizer=sp_tokenizer, backend="nnsight", device="cpu")
+    return out
 
 
-@pytest.mark.parametrize("backend", ["hf", "transformer_lens"])
+@pytest.mark.parametrize("backend", ["hf", "transformer_lens", "nnsight"])
 def test_zero_strength_and_self_patching_reproduce_the_logits_exactly(backends, backend):
     h = backends[backend]
     ids, mask = _ids(h, PROMPTS[0])
@@ -49,7 +52,7 @@ def test_zero_strength_and_self_patching_reproduce_the_logits_exactly(backends, 
     T = ids.shape[1]
     with intervene(h, [SetState(2, positions=list(range(T)), values=states[2][0], prompt_length=T)]):
         assert torch.equal(logits(h, ids, mask), base)
-    if backend == "hf":
+    if backend != "transformer_lens":
         assert hooks_installed(h) == 0
 
 
@@ -96,6 +99,18 @@ def test_the_same_steering_gives_the_same_numbers_on_both_backends(backends):
                      next_token_logprobs(h, PROMPTS, edits=edits))
     np.testing.assert_allclose(res["hf"][0], res["transformer_lens"][0], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(res["hf"][1], res["transformer_lens"][1], rtol=1e-3, atol=1e-3)
+    # the nnsight handle runs the same torch modules: the same numbers to float rounding
+    np.testing.assert_allclose(res["nnsight"][0], res["hf"][0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(res["nnsight"][1], res["hf"][1], rtol=1e-5, atol=1e-5)
+    assert (res["hf"][1] - next_token_logprobs(backends["hf"], PROMPTS)).abs().max() > 1e-3
+
+
+def test_a_remote_handle_is_refused_with_a_reason(backends):
+    import dataclasses
+
+    remote = dataclasses.replace(backends["nnsight"], remote=True)
+    with pytest.raises(InterventionError, match="run on a local model"):
+        next_token_logprobs(remote, PROMPTS, edits=[AddVector(1, vector=np.ones(remote.d_model))])
 
 
 def test_generation_under_an_intervention_is_deterministic_under_a_seed(backends):

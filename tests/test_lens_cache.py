@@ -145,3 +145,22 @@ def test_lens_table_is_cached_too(tiny_decoder, monkeypatch):
     monkeypatch.setattr(runner, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
     lens_table(tiny_decoder, "the dog reads a book", top_k=4)  # another setting: computed
     assert calls
+
+
+def test_cli_no_cache_reads_and_writes_no_entry(tiny_decoder_dir, tmp_path, _isolated_cache):
+    """``xling-probe drift --no-cache`` computes afresh and leaves the lens cache empty; without it, one entry."""
+    import pandas as pd
+
+    from xling_probe.cli.main import main
+
+    words = tmp_path / "words.csv"
+    pd.DataFrame(TINY_WORDS).to_csv(words, index=False)
+    argv = ["drift", "--model", str(tiny_decoder_dir), "--device", "cpu", "--words", str(words), "--source", "fr",
+            "--target", "de", "--shots", "2", "--n-boot", "20"]
+    lens = _isolated_cache / "lens"
+    assert main([*argv, "--no-cache", "--out", str(tmp_path / "a")]) == 0
+    assert not lens.exists() or not any(lens.iterdir())
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    assert len(list(lens.iterdir())) == 1
+    a, b = (pd.read_csv(next((tmp_path / x).glob("*.csv"))) for x in "ab")
+    pd.testing.assert_frame_equal(a, b)

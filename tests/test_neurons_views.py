@@ -111,3 +111,33 @@ def test_report_analysis_fits_on_one_split_and_skips_the_matrix_for_encoders(tin
     assert probs.meta["sentences"] == 45 and ppl.meta["sentences"] == 5
     probs, sel, ppl = run_neuron_analysis(tiny_encoder, corpus, **opts)
     assert ppl is None and len(sel.selected) > 0
+
+
+def test_report_neuron_section_equals_a_direct_analysis(tiny_decoder, tmp_path):
+    """``build_report(neurons={...})`` adds the section; its tables are the numbers of run_neuron_analysis on the
+    report's corpus (same split, same seed), and the stage is recorded as ran."""
+    import pandas as pd
+
+    from xling_probe.report.build import build_report
+    from xling_probe.report.neurons import run_neuron_analysis
+
+    opts = dict(heldout=4, fraction=0.05, filter_percentile=80, assign_percentile=80, min_tokens=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = build_report(tmp_path / "rep", model=tiny_decoder, langs=LANGS, limit=24, bootstrap=5,
+                           null_permutations=2, drift_items=2, shots=1, static=False, progress=False,
+                           neurons=opts)
+        corpus = xp.ParallelCorpus.sample().select_languages(LANGS).head(24)
+        _, sel, ppl = run_neuron_analysis(tiny_decoder, corpus, seed=0, batch_size=16, max_length=128,
+                                          progress=False, **opts)
+    manifest = json.loads((res.out / "manifest.json").read_text(encoding="utf-8"))
+    assert {s["stage"]: s["status"] for s in manifest["stages"]}["neurons"] == "ran"
+    page = (res.out / "index.html").read_text(encoding="utf-8")
+    assert "Language-specific neurons (LAPE)" in page and "neurons_perplexity" in res.figures
+    table = pd.read_csv(res.out / "tables" / "neurons_perplexity.csv")
+    direct = ppl.to_dataframe()
+    assert len(table) == len(direct) > 0
+    num = [c for c in direct.columns if direct[c].dtype.kind == "f"]
+    np.testing.assert_allclose(table[num].to_numpy(float), direct[num].to_numpy(float), rtol=1e-9, equal_nan=True)
+    # one row per (neuron, language) assignment
+    assert len(pd.read_csv(res.out / "tables" / "neurons_selected.csv")) == sum(sel.counts().values())

@@ -47,7 +47,7 @@ def mimes(book) -> set[str]:
 def test_notebooks_are_the_six_expected():
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == [
         "01_quickstart", "02_similarity", "03_language_neutrality", "04_latent_language", "05_paper_figures",
-        "06_language_neurons"]
+        "06_language_neurons", "07_interventions"]
 
 
 def test_01_quickstart(tmp_path):
@@ -95,4 +95,18 @@ def test_06_language_neurons(tmp_path):
     assert found, text[-2000:]
     diag, off, rand = map(float, found.groups())
     assert diag > 0 and off > 0 and rand > 0  # finite ratios for every cell mean
+    assert diag > rand  # switching a language's neurons off costs it more than as many random neurons
     assert "LanguageNeurons(" in text and "application/vnd.jupyter.widget-view+json" in mimes(book)
+
+
+def test_07_interventions(tmp_path):
+    book = run_notebook("07_interventions", tmp_path)
+    text = text_of(book)
+    exact = re.search(r"alpha=0 max \|diff\|: (\S+); self-patch max \|diff\|: (\S+)", text)
+    assert exact and float(exact.group(1)) == 0.0 and float(exact.group(2)) == 0.0, text[:2000]
+    best = re.search(r"steering best: layer (\d+), alpha ([\d.]+): continuation share ([\d.]+) \[([\d.]+), ([\d.]+)\]",
+                     text)
+    assert best and float(best.group(4)) <= float(best.group(3)) <= float(best.group(5)), text[-3000:]
+    assert re.search(r"cost at alpha 0: 0\.0\b", text)
+    assert "reference_gain" in text or "sigma" in text
+    assert "application/vnd.jupyter.widget-view+json" in mimes(book)

@@ -350,8 +350,9 @@ def test_report_stage_bar_ends_at_total(tiny_decoder, tmp_path, capsys):
     manifest = json.loads((res.out / "manifest.json").read_text(encoding="utf-8"))
     assert [s["stage"] for s in manifest["stages"]] == list(STAGES) == [s["stage"] for s in res.stages]
     status = {s["stage"]: s["status"] for s in manifest["stages"]}
-    assert status["model"] == "skipped" and status["static_export"] == "skipped"
-    assert all(v == "ran" for k, v in status.items() if k not in ("model", "static_export")), status
+    assert status["model"] == "skipped" and status["static_export"] == "skipped" and status["neurons"] == "skipped"
+    assert "--neurons" in manifest["stages"][STAGES.index("neurons")]["reason"]
+    assert all(v == "ran" for k, v in status.items() if k not in ("model", "static_export", "neurons")), status
     assert "reason" in manifest["stages"][1] and "seconds" in manifest["stages"][0]
 
 

@@ -65,6 +65,34 @@ def test_export_bar_reports_errors_without_raising(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
+def test_export_bar_writes_the_data_behind_the_figure_and_offers_downloads(tmp_path, monkeypatch):
+    import base64
+    import re
+
+    import pandas as pd
+
+    from xling_probe.widgets._base import figure_table
+
+    z = np.array([[np.nan, 0.25, 0.5], [0.75, np.nan, 1.0]])
+    fig = go.Figure([go.Heatmap(z=z, x=["en", "de", "fr"], y=["zh", "ru"], name="cka"),
+                     go.Scatter(x=[0, 1, 2], y=[0.1, 0.2, 0.3], name="curve")])
+    table = figure_table(fig)
+    cells = table[table["trace"] == "cka"]
+    assert len(cells) == 6 and cells.set_index(["y", "x"]).loc[("ru", "fr"), "z"] == 1.0
+    assert np.isnan(cells.set_index(["y", "x"]).loc[("zh", "en"), "z"])
+    assert table[table["trace"] == "curve"]["y"].tolist() == [0.1, 0.2, 0.3]
+    monkeypatch.chdir(tmp_path)
+    bar = ExportBar(lambda: fig, "sim")
+    written = bar.export(formats=("csv",))  # a relative name: written in the kernel's folder, shown absolute
+    assert written == [tmp_path / "sim.csv"] and str(tmp_path / "sim.csv") in bar.status.value
+    back = pd.read_csv(written[0])
+    np.testing.assert_allclose(back["z"].to_numpy(float)[:6], z.ravel(), equal_nan=True)
+    link = re.search(r'<a download="sim.csv" href="data:text/csv;base64,([^"]+)"', bar.status.value)
+    assert link and base64.b64decode(link.group(1)) == written[0].read_bytes()
+    own = ExportBar(lambda: fig, "t", get_table=lambda: pd.DataFrame({"a": [1, 2]}))
+    assert pd.read_csv(own.export(tmp_path / "t", formats=("csv",))[0])["a"].tolist() == [1, 2]
+
+
 def test_to_js_sends_numeric_arrays_as_binary_rows():
     z = np.array([[np.nan, 0.25], [0.5, 1.0]])
     sent, buffers = wire({"z": [z], "x": np.arange(3), "t": ["a", "b"], "y": [1.0, float("nan")]})

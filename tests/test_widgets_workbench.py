@@ -39,8 +39,8 @@ def test_pipeline_end_to_end_on_a_decoder(tiny_decoder):
     # centered activations: each language's mean removed
     assert np.allclose(wb.centered.data.mean(axis=2), 0.0, atol=1e-4)
     # the tabs hold the explorers, built on these outputs
-    sim, emb, lens, neutral = wb.tabs.children
-    assert wb.tabs.titles == ("Similarity", "Embeddings", "Logit lens", "Neutrality")
+    sim, emb, lens, neutral, neurons, steer = wb.tabs.children
+    assert wb.tabs.titles == ("Similarity", "Embeddings", "Logit lens", "Neutrality", "Neurons", "Interventions")
     assert isinstance(sim, SimilarityExplorer) and sim is wb.explorers["similarity"]
     assert sim.result is wb.result and sim.acts is wb.acts
     assert isinstance(emb, EmbeddingExplorer) and emb is wb.explorers["embeddings"]
@@ -103,3 +103,28 @@ def test_button_shows_errors_instead_of_raising(tmp_path):
     wb.run_button.click()  # no exception escapes into the UI
     assert "ModelLoadError" in wb.status.value and wb.progress.state["load model"] == "failed"
     assert wb.acts is None and not wb.run_button.disabled
+
+
+def test_run_chooser_changes_the_next_run_and_shows_its_cost(tiny_decoder):
+    from xling_probe.widgets.run_settings import DEFAULT_SECONDS_PER_SEQUENCE
+
+    wb = Workbench(tiny_decoder, **SETTINGS)
+    s = wb.settings
+    assert set(LANGS) < set(s.languages.options)  # the chooser offers every language of the sample
+    c = s.cost_numbers()
+    assert c["sequences"] == 8 * 3 and c["pairs"] == 3 and not c["measured"]
+    assert c["seconds"] == pytest.approx(24 * DEFAULT_SECONDS_PER_SEQUENCE)
+    assert "24 sequences" in s.cost.value and "3 language pairs" in s.cost.value and "estimated" in s.cost.value
+    s.languages.value = ("en", "de", "fr", "zh")
+    s.sentences.value = 10
+    s.metrics.value = ("cka", "p@1")
+    assert "40 sequences" in s.cost.value and "6 language pairs × 2 metrics" in s.cost.value
+    assert "10 sentences × 4 languages" in wb.header.value and "press <b>Run pipeline</b>" in wb.status.value
+    wb.run()
+    assert wb.acts.languages == ("en", "de", "fr", "zh") and wb.acts.n_sentences == 10
+    assert wb.result.metrics == ("cka", "p@1")
+    assert f"× {len(wb.acts.layers)} layers" in s.cost.value
+    s.languages.value = ("en",)
+    assert "at least two languages" in wb.status.value
+    with pytest.raises(CorpusError, match="at least two"):
+        wb.run()

@@ -8,7 +8,9 @@
   heatmap and per-layer language probabilities.
 - :class:`NeuronsView` (a LAPE selection and its perplexity-change matrix): language-specific neurons per
   block, overlaps between languages, the perplexity change beside its random control.
-- :class:`Workbench`: one tabbed UI that runs the pipeline and hosts the three explorers.
+- :class:`InterventionsView` (a causal model and activations): steer a prompt toward another language at a
+  layer and strength; next-token distribution and continuation with and without.
+- :class:`Workbench`: one tabbed UI that runs the pipeline and hosts the explorers.
 
 Every explorer updates its figures in place and also works from plain Python: setting a control's
 ``.value`` updates the figures, so they can be scripted and tested without a browser.
@@ -24,6 +26,7 @@ _EXPORTS = {
     "EmbeddingExplorer": ".embedding_explorer",
     "LogitLensExplorer": ".lens_explorer",
     "NeuronsView": ".neurons_view",
+    "InterventionsView": ".interventions_view",
     "Workbench": ".workbench",
     "ExportBar": "._base",
     "refresh": "._base",

@@ -31,6 +31,7 @@ from typing import Any
 
 import ipywidgets as W
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.basedatatypes import Undefined
 from traitlets import Dict, List
@@ -39,7 +40,7 @@ from xling_probe.errors import XlingProbeError
 from xling_probe.plots import save_figure
 from xling_probe.plots.style import TEMPLATE, register
 
-EXPORT_FORMATS = ("png", "svg", "pdf")
+EXPORT_FORMATS = ("png", "svg", "pdf", "csv")
 
 
 def json_safe(obj: Any) -> Any:
@@ -248,35 +249,94 @@ def message_figure(text: str, *, title: str = "", height: int = 450, width: int 
     return fig
 
 
-class ExportBar(W.HBox):
-    """A file-name box, a format picker and an "Export figure" button calling ``save_figure``.
+def figure_table(fig: Any) -> pd.DataFrame:
+    """The data behind a figure as one tidy table: per trace its name and type, then ``x``, ``y`` (and ``z`` of a
+    heatmap, one row per cell, with its row and column labels). What the CSV download of the export bar holds."""
+    rows: list[pd.DataFrame] = []
+    for k, tr in enumerate(go.Figure(fig).data):
+        name = tr.name if getattr(tr, "name", None) is not None else f"trace {k}"
+        z = getattr(tr, "z", None)
+        if z is not None:
+            z = np.asarray([[np.nan if v is None else v for v in row] for row in z], dtype=float)
+            ys = list(tr.y) if tr.y is not None else list(range(z.shape[0]))
+            xs = list(tr.x) if tr.x is not None else list(range(z.shape[1]))
+            ii, jj = np.meshgrid(np.arange(z.shape[0]), np.arange(z.shape[1]), indexing="ij")
+            rows.append(pd.DataFrame({"trace": name, "type": tr.type, "y": np.asarray(ys, dtype=object)[ii.ravel()],
+                                      "x": np.asarray(xs, dtype=object)[jj.ravel()], "z": z.ravel()}))
+        elif getattr(tr, "y", None) is not None or getattr(tr, "x", None) is not None:
+            y = list(tr.y) if tr.y is not None else []
+            x = list(tr.x) if tr.x is not None else list(range(len(y)))
+            n = max(len(x), len(y))
+            rows.append(pd.DataFrame({"trace": name, "type": tr.type, "x": x + [None] * (n - len(x)),
+                                      "y": y + [None] * (n - len(y))}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["trace", "type", "x", "y"])
 
-    ``get_figure`` returns the figure to write (a FigureWidget or a Figure). The written paths (or
-    the error, e.g. no Chromium) are shown in ``status``; errors never raise into the UI.
+
+MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf", "csv": "text/csv"}
+
+
+def download_link(path: Path, label: str | None = None) -> str:
+    """An HTML link that makes the browser download ``path``'s bytes (a data URI: it works however the kernel's
+    files are served, also when the kernel runs on another machine)."""
+    import base64
+
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    mime = MIME.get(Path(path).suffix.lstrip(".").lower(), "application/octet-stream")
+    name = _escape(Path(path).name)
+    return (f"<a download=\"{name}\" href=\"data:{mime};base64,{data}\" "
+            f"style='margin-right:0.8em' title='download {name}'>⬇ {_escape(label or Path(path).name)}</a>")
+
+
+class ExportBar(W.HBox):
+    """A file-name box, a format picker (PNG/SVG/PDF figures, CSV of the data behind them) and an "Export"
+    button.
+
+    ``get_figure`` returns the figure to write (a FigureWidget or a Figure); ``get_table`` (optional) the
+    DataFrame of its data (default: :func:`figure_table` of the figure). The files are written in the kernel's
+    folder; ``status`` shows their absolute paths and a browser download link for each (so the files reach a
+    user whose kernel runs elsewhere). Errors (e.g. no Chromium for PNG) are shown, never raised into the UI.
     """
 
     def __init__(self, get_figure: Callable[[], Any], default_name: str = "figure",
-                 formats: Sequence[str] = ("png", "svg")) -> None:
+                 formats: Sequence[str] = ("png", "svg", "csv"),
+                 get_table: Callable[[], pd.DataFrame] | None = None) -> None:
         self._get_figure = get_figure
+        self._get_table = get_table
         self.path = W.Text(value=default_name, description="File", layout=W.Layout(width="260px"))
-        self.formats = W.SelectMultiple(options=EXPORT_FORMATS, value=tuple(formats), rows=3,
+        self.formats = W.SelectMultiple(options=EXPORT_FORMATS, value=tuple(formats), rows=4,
                                         description="Formats", layout=W.Layout(width="170px"))
-        self.button = W.Button(description="Export figure", icon="download", button_style="")
+        self.button = W.Button(description="Export", icon="download", button_style="",
+                               tooltip="write the files and offer them as browser downloads")
         self.status = W.HTML("")
         self.button.on_click(lambda _: self.export())
         super().__init__([self.path, self.formats, self.button, self.status])
 
     def export(self, path: str | Path | None = None, formats: Sequence[str] | None = None) -> list[Path]:
-        """Write the current figure; returns the paths written (empty after an error, shown in status)."""
-        target = Path(path if path is not None else self.path.value or "figure")
+        """Write the current figure (and/or its data); returns the paths written (empty after an error, shown
+        in status)."""
+        target = Path(path if path is not None else self.path.value or "figure").expanduser().resolve()
         fmts = tuple(formats if formats is not None else self.formats.value) or ("png",)
         fig = self._get_figure()
+        written: list[Path] = []
         try:
-            written = save_figure(go.Figure(fig), target, formats=fmts)
+            bad = [f for f in fmts if f not in EXPORT_FORMATS]
+            if bad:
+                raise ValueError(f"unknown export format {', '.join(bad)}; choose from {', '.join(EXPORT_FORMATS)}")
+            if "csv" in fmts:
+                table = self._get_table() if self._get_table is not None else figure_table(fig)
+                csv = target.with_suffix(".csv")
+                csv.parent.mkdir(parents=True, exist_ok=True)
+                table.to_csv(csv, index=False)
+                written.append(csv)
+            images = tuple(f for f in fmts if f != "csv")
+            if images:
+                written += save_figure(go.Figure(fig), target, formats=images)
         except (XlingProbeError, OSError, ValueError) as err:
-            self.status.value = f"<span style='color:#b00'>export failed: {_escape(str(err))}</span>"
+            done = (" (written before the error: " + ", ".join(_escape(str(p)) for p in written) + ")") if written else ""
+            self.status.value = f"<span style='color:#b00'>export failed: {_escape(str(err))}</span>{done}"
             return []
-        self.status.value = "wrote " + ", ".join(_escape(str(p)) for p in written)
+        self.status.value = ("wrote " + ", ".join(_escape(str(p)) for p in written) + "<br>"
+                             + "".join(download_link(p) for p in written))
         return written
 
 

@@ -9,7 +9,12 @@ per stage (load model, extract, similarity, centering, logit lens) and tabs:
 - "Logit lens": :class:`LogitLensExplorer` of the model, for decoders with an unembedding;
   otherwise a note saying why the lens is undefined for it;
 - "Neutrality": retrieval, language-ID accuracy and language variance share before and after
-  centering on a held-out split (:func:`~xling_probe.centering.evaluate.neutrality`).
+  centering on a held-out split (:func:`~xling_probe.centering.evaluate.neutrality`);
+- "Neurons": on demand (a button: it runs the model over the corpus twice more), the LAPE
+  language-specific neurons of the corpus and the perplexity change when each language's are switched
+  off (:class:`NeuronsView`);
+- "Interventions": steering a prompt from one language toward another at a chosen layer and strength
+  (:class:`InterventionsView`; causal language models only, otherwise a note says why).
 
 ``Workbench(...).run()`` runs the same pipeline from a script and returns the workbench, whose
 ``acts``, ``result``, ``centered`` and ``neutrality`` then hold the outputs.
@@ -43,7 +48,7 @@ from ._base import figure_widget
 from ._progress import StageProgress
 
 STAGES = ("load model", "extract", "similarity", "centering", "logit lens")
-TABS = ("Similarity", "Embeddings", "Logit lens", "Neutrality")
+TABS = ("Similarity", "Embeddings", "Logit lens", "Neutrality", "Neurons", "Interventions")
 MIN_SENTENCES = 4
 
 
@@ -83,39 +88,66 @@ class Workbench(W.VBox):
         self.pooling = check_pooling(pooling)
         self.layers, self.null_permutations, self.bootstrap = layers, null_permutations, bootstrap
         self.cache, self.seed, self.neutrality_split = bool(cache), int(seed), neutrality_split
-        self.corpus = self._corpus(corpus, list(languages), int(sentences))
+        self._full_corpus = self._load(corpus, list(languages))
+        self.corpus = self._cut(self._full_corpus, list(languages), int(sentences))
         self._model_arg = model
         self.model: ModelHandle | None = model if isinstance(model, ModelHandle) else None
         self.acts = self.result = self.centered = self.neutrality = None
-        self.explorers: dict[str, Any] = {"similarity": None, "embeddings": None, "lens": None}
+        self.neurons = self.perplexity = None
+        self.explorers: dict[str, Any] = {"similarity": None, "embeddings": None, "lens": None, "neurons": None,
+                                          "interventions": None}
         self.lens_unavailable: str | None = None
         self.elapsed: float | None = None
 
         self.header = W.HTML(self._header_html())
+        from .run_settings import RunSettings
+
+        self.settings = RunSettings(self._full_corpus, languages=list(self.corpus.languages),
+                                    sentences=int(sentences), pooling=self.pooling, metrics=self.metrics,
+                                    null_permutations=null_permutations, bootstrap=bootstrap,
+                                    on_change=self._settings_changed)
+        self.settings_box = W.Accordion(children=[self.settings], titles=("Run settings",))
         self.run_button = W.Button(description="Run pipeline", icon="play", button_style="primary")
         self.run_button.on_click(self._on_click)
         self.status = W.HTML("Press <b>Run pipeline</b> to load the model, extract and score.")
         self.progress = StageProgress(STAGES)
         self.tabs = W.Tab(children=[_note("Run the pipeline to fill this tab.") for _ in TABS], titles=TABS)
-        super().__init__([self.header, W.HBox([self.run_button, self.status]), self.progress, self.tabs])
+        super().__init__([self.header, self.settings_box, W.HBox([self.run_button, self.status]), self.progress,
+                          self.tabs])
         if autorun:
             self.run()
 
     # ------------------------------------------------------------------ inputs
     @staticmethod
-    def _corpus(corpus: Any, languages: list[str], sentences: int) -> ParallelCorpus:
-        """The corpus cut to ``languages`` (unknown ones raise the corpus's LanguageCodeError) and ``sentences``."""
+    def _load(corpus: Any, languages: list[str]) -> ParallelCorpus:
+        """The whole corpus the run chooser picks from (the bundled sample: all its languages)."""
         if corpus is None:
-            corpus = ParallelCorpus.sample(languages=languages)
+            corpus = ParallelCorpus.sample()
         elif isinstance(corpus, (str, Path)):
             corpus = load_corpus(corpus)
         elif not isinstance(corpus, ParallelCorpus):
             raise CorpusError(f"corpus must be None (the bundled sample), a ParallelCorpus or a file path, "
                               f"got {type(corpus).__name__}")
-        corpus = corpus.select_languages(languages)
         if len(corpus) < MIN_SENTENCES:
             raise CorpusError(f"the corpus has {len(corpus)} sentences; the workbench needs at least {MIN_SENTENCES}")
-        return corpus.head(sentences)
+        return corpus
+
+    @staticmethod
+    def _cut(corpus: ParallelCorpus, languages: list[str], sentences: int) -> ParallelCorpus:
+        """The corpus cut to ``languages`` (unknown ones raise the corpus's LanguageCodeError) and ``sentences``."""
+        return corpus.select_languages(languages).head(sentences)
+
+    def _settings_changed(self) -> None:
+        """A setting of the run chooser changed: the header says what the next run will use."""
+        try:
+            chosen = self.settings.chosen()
+        except CorpusError as err:
+            self.status.value = f"<span style='color:#b00'>{escape(str(err), quote=False)}</span>"
+            return
+        self.corpus = self._cut(self._full_corpus, chosen["languages"], chosen["sentences"])
+        self.pooling, self.metrics = check_pooling(chosen["pooling"]), chosen["metrics"]
+        self.header.value = self._header_html()
+        self.status.value = "Settings changed: press <b>Run pipeline</b> to compute them."
 
     def _header_html(self) -> str:
         if self.model is not None:
@@ -138,6 +170,7 @@ class Workbench(W.VBox):
     def run(self) -> Workbench:
         """Run every stage synchronously and fill the tabs; errors are raised (the button shows them)."""
         start = time.perf_counter()
+        self.settings.chosen()  # fewer than two languages or no metric: say so before anything runs
         self.progress.reset()
         self.status.value = "running…"
         with self.progress.stage("load model"):
@@ -145,8 +178,14 @@ class Workbench(W.VBox):
                 self.model = load_model(self._model_arg)
         self.header.value = self._header_html()
         with self.progress.stage("extract"):
+            t0 = time.perf_counter()
             self.acts = extract(self.model, self.corpus, layers=self.layers, pooling=self.pooling, cache=self.cache,
                                 progress=False)
+            spent = time.perf_counter() - t0
+            if spent > 1.0:  # a cache hit says nothing about the rate
+                self.settings.seconds_per_sequence = spent / max(1, len(self.corpus) * len(self.corpus.languages))
+            self.settings.n_layers = len(self.acts.layers)
+            self.settings.update_cost()
         with self.progress.stage("similarity"):
             self.result = similarity(self.acts, metrics=self.metrics, null_permutations=self.null_permutations,
                                      bootstrap=self.bootstrap, seed=self.seed, progress=False)
@@ -198,10 +237,59 @@ class Workbench(W.VBox):
                 close()
         sim = SimilarityExplorer(self.result, self.acts)
         emb = EmbeddingExplorer(self.acts, seed=self.seed)
-        self.explorers = {"similarity": sim, "embeddings": emb, "lens": lens}
+        steer, steer_tab = self._interventions()
+        self.explorers = {"similarity": sim, "embeddings": emb, "lens": lens, "neurons": None, "interventions": steer}
         lens_tab = lens if lens is not None else _note(f"No logit lens for this model: {self.lens_unavailable}")
-        self.tabs.children = [sim, emb, lens_tab, neutral]
+        self.tabs.children = [sim, emb, lens_tab, neutral, self._neurons_tab(), steer_tab]
         self.tabs.titles = TABS
+
+    def _interventions(self) -> tuple[Any, W.Widget]:
+        """(the steering view or None, the tab's content)."""
+        from .interventions_view import InterventionsView
+
+        try:
+            view = InterventionsView(self.model, self.acts, self.corpus, seed=self.seed)
+        except XlingProbeError as err:
+            return None, _note(f"No interventions for this model: {err}")
+        return view, view
+
+    def _neurons_tab(self) -> W.Widget:
+        """A button that finds the language neurons (slow: two more passes), then the view in its place."""
+        button = W.Button(description="Find language neurons", icon="search", button_style="primary")
+        status = W.HTML(f"LAPE on {len(self.corpus)} sentences × {len(self.corpus.languages)} languages: 80% to "
+                        "select the neurons, 20% to measure the perplexity change. It runs the model over the "
+                        "corpus twice more.")
+        box = W.VBox([W.HBox([button, status])])
+
+        def click(_b: Any) -> None:
+            button.disabled = True
+            status.value = "running… (activation probabilities, then the perplexity with each language's neurons off)"
+            start = time.perf_counter()
+            try:
+                box.children = [self.find_neurons()]
+            except Exception as err:  # shown in the tab; find_neurons() from a script raises
+                status.value = f"<span style='color:#b00'>{type(err).__name__}: {escape(str(err), quote=False)}</span>"
+                button.disabled = False
+            else:
+                self.status.value = f"language neurons found in {time.perf_counter() - start:.1f} s"
+
+        button.on_click(click)
+        return box
+
+    def find_neurons(self, **options: Any) -> Any:
+        """Run the LAPE analysis on the workbench's corpus (options of
+        :func:`~xling_probe.report.neurons.run_neuron_analysis`); returns the :class:`NeuronsView`."""
+        from xling_probe.report.neurons import run_neuron_analysis
+
+        from .neurons_view import NeuronsView
+
+        if self.model is None:
+            raise XlingProbeError("run the pipeline first (the model is loaded by it)")
+        _, self.neurons, self.perplexity = run_neuron_analysis(self.model, self.corpus, seed=self.seed,
+                                                               **{"progress": False, **options})
+        view = NeuronsView(self.neurons, self.perplexity)
+        self.explorers["neurons"] = view
+        return view
 
     def _on_click(self, _button: Any) -> None:
         self.run_button.disabled = True

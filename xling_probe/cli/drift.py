@@ -38,6 +38,8 @@ def register(sub) -> None:
                         "target word (dropped by default)")
     g.add_argument("--batch-size", type=positive_int, default=8, help="prompts per forward pass (default: 8)")
     g.add_argument("--n-boot", type=positive_int, default=1000, help="bootstrap resamples (default: 1000)")
+    g.add_argument("--no-cache", action="store_true",
+                   help="compute the drift again instead of reading (or writing) the cached result")
     p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     p.set_defaults(func=run)
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         model, words, source=args.source, target=args.target, latent=args.latent, task=args.task,
         shots=args.shots, seed=args.seed, single_token=args.single_token, drop_overlap=not args.keep_overlap,
         drop_substring=not args.keep_overlap, limit=args.limit, batch_size=args.batch_size, n_boot=args.n_boot,
+        cache=not args.no_cache,
     )
     result.to_dataframe().to_csv(out / "curves.csv", index=False)
     result.items_dataframe().to_csv(out / "items.csv", index=False)

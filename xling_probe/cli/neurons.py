@@ -14,6 +14,7 @@ from .options import (
     positive_int,
     prepare_out,
     seed_int,
+    write_figures_page,
     write_json,
 )
 
@@ -122,11 +123,7 @@ def run(args: argparse.Namespace) -> int:
         print(ppl.matrix().round(3).to_string())
     elif not args.no_perplexity:
         payload["perplexity"] = f"not computed: {model.name} is not a causal language model"
-    # One page with every figure, plotly.js inlined once (it opens offline).
-    body = "".join(fig.to_html(full_html=False, include_plotlyjs=k == 0, div_id=name)
-                   for k, (name, fig) in enumerate(figs.items()))
-    (out / "figures.html").write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{model.name}: language "
-                                      f"neurons</title></head><body>{body}</body></html>", encoding="utf-8")
+    write_figures_page(out / "figures.html", f"{model.name}: language neurons", figs)
     write_json(out / "neurons.json", payload)
     print(sel)
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,32 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
     return value
+
+
+def number_list(kind: type = float, what: str = "numbers") -> Callable[[str], list]:
+    """An argparse ``type=`` for comma-separated numbers (``0,1,2,4`` or ``-1,-2``), at least one."""
+
+    def parse(text: str) -> list:
+        try:
+            items = [kind(x.strip()) for x in text.split(",") if x.strip()]
+        except ValueError:
+            items = []
+        if not items or (kind is float and not all(math.isfinite(x) for x in items)):
+            example = "0,1,2,4" if kind is float else "-1,-2"
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} like {example}, got {text!r}")
+        return items
+
+    return parse
+
+
+def write_figures_page(path: Path, title: str, figures: dict[str, Any]) -> None:
+    """One HTML page with every figure, plotly.js inlined once (it opens offline)."""
+    from html import escape
+
+    body = "".join(fig.to_html(full_html=False, include_plotlyjs=k == 0, div_id=name)
+                   for k, (name, fig) in enumerate(figures.items()))
+    path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
+                    f"<body>{body}</body></html>", encoding="utf-8")
 
 
 def layers_arg(text: str) -> str | list[int]:

@@ -85,6 +85,12 @@ def register(sub) -> None:
                    help=f"working-memory budget of the similarity stage, in GB (default: {d['max_memory_gb']})")
     g.add_argument("--seed", type=seed_int, default=d["seed"],
                    help=f"seed of splits, nulls, bootstraps and prompts (default: {d['seed']})")
+    g.add_argument("--no-cache", action="store_true",
+                   help="compute the activations and the drift again instead of reading (or writing) the cache")
+    g.add_argument("--neurons", action="store_true",
+                   help="add the language-neuron section: LAPE neurons on 80%% of the sentences, the perplexity "
+                        "change when each language's neurons are switched off (and as many random ones) on the "
+                        "other 20%% (costs two more passes over the corpus)")
     add_seq2seq_options(p)
     add_out_options(p)
     p.set_defaults(func=run)
@@ -112,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         words=args.words, null_permutations=args.null_permutations, bootstrap=args.bootstrap,
         drift_items=args.drift_items, shots=args.shots, batch_size=args.batch_size, max_length=args.max_length,
         static=not args.no_static, dpi=args.dpi, seed=args.seed, force=args.force,
-        load_options=model_options, extract_options=seq2seq,
+        load_options=model_options, extract_options=seq2seq, neurons=args.neurons,
+        cache=not args.no_cache,
     )
     for note in result.notes:
         print(f"note: {note}")

@@ -214,12 +214,17 @@ def redo_hint(folder: Path) -> str:
     return f"Re-run 'xling-probe extract --out {folder}' (or Activations.save) to write it again."
 
 
+#: What :func:`clear_cache` can delete: cache kinds (folders under the cache root).
+CACHE_KINDS = ("activations", "models", "lens")
+
+
 def clear_cache(what: str = "activations", *, root: Path | str | None = None) -> int:
-    """Delete cached ``"activations"``, converted ``"models"``, or ``"all"``; returns folders removed."""
-    if what not in ("activations", "models", "all"):
-        raise CacheError(f"clear_cache(what=...) takes 'activations', 'models' or 'all', got {what!r}")
+    """Delete cached ``"activations"``, converted ``"models"``, logit-lens and drift results (``"lens"``), or
+    ``"all"``; returns folders removed."""
+    if what not in (*CACHE_KINDS, "all"):
+        raise CacheError(f"clear_cache(what=...) takes {', '.join(map(repr, CACHE_KINDS))} or 'all', got {what!r}")
     base = Path(root) if root is not None else cache_root()
-    kinds = ["activations", "models"] if what == "all" else [what]
+    kinds = list(CACHE_KINDS) if what == "all" else [what]
     removed = 0
     for kind in kinds:
         folder = base / kind

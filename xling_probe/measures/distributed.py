@@ -78,8 +78,10 @@ def merge(parts: Sequence[SimilarityResult], layers: tuple[int, ...], langs: tup
 
 
 # ---------------------------------------------------------------- all-pairs block tasks
-def _block_task(acts: Any, names: Sequence[str], na: int, diagonal: bool, inner: int, device: Any) -> np.ndarray:
-    """Values of one layer for block pair (A, B): ``acts`` holds the languages of A, then those of B."""
+def _block_task(acts: Any, names: Sequence[str], na: int, diagonal: bool, inner: int, device: Any,
+                dtype: Any = None) -> np.ndarray:
+    """Values of one layer for block pair (A, B): ``acts`` holds the languages of A, then those of B
+    (``dtype``: the compute dtype of the engine's ``dtype=``; None = auto)."""
     from .allpairs import score_layer
 
     x = np.asarray(acts.data[0])  # [|A| + |B|, N, D]
@@ -91,7 +93,7 @@ def _block_task(acts: Any, names: Sequence[str], na: int, diagonal: bool, inner:
         sa = [slice(i, min(i + inner, na)) for i in range(0, na, inner)]
         sb = [slice(i, min(i + inner, G)) for i in range(na, G, inner)]
         todo = [(A, B) for A in sa for B in sb]
-    return score_layer(x, names, todo, device=device, layer=acts.layers[0])
+    return score_layer(x, names, todo, device=device, layer=acts.layers[0], dtype=dtype)
 
 
 def language_blocks(G: int, inner: int, workers: int) -> int:
@@ -139,7 +141,8 @@ def _all_pairs_distributed(client, acts, li_all, langs, pair_list, kwargs, setti
             for B in blocks[ai:]:
                 members = A if A is B else A + B
                 part = acts.sel(layers=[acts.layers[li]], languages=[langs[g] for g in members])
-                futures.append(client.submit(_block_task, part, names, len(A), A is B, inner, device, pure=False))
+                futures.append(client.submit(_block_task, part, names, len(A), A is B, inner, device,
+                                             kwargs.get("dtype"), pure=False))
                 where.append((j, members))
     values = np.full((len(names), len(li_all), G, G), np.nan)
     for (j, members), block in zip(where, _gather(client, futures)):

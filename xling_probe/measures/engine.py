@@ -3,7 +3,10 @@
 ``similarity(acts)`` scores each requested language pair at each layer with linear CKA (biased and
 debiased), ANC, cosine retrieval P@k, the MEXA alignment score and mutual k-NN (definitions in
 :mod:`xling_probe.measures.metrics`). Work is batched over layers (one tensor call per pair covers a whole
-chunk of layers; the chunk size follows a memory budget) and never loops over sentences. What
+chunk of layers; the chunk size follows a memory budget) and never loops over sentences. The
+pairwise-function metrics (SVCCA, PWCCA, CKNNA, Procrustes, Procrustes-aligned and mean-centred
+retrieval, RSA: :mod:`xling_probe.measures.pairwise`) are the exception: evaluated per layer, as
+f(X, Y[perm]) for each null draw and f(X[idx], Y[idx]) for each bootstrap sample. What
 depends on one language only (its Gram matrix, z-scores, unit rows) is computed once per layer and
 shared by every pair, every null permutation and every bootstrap sample:
 
@@ -45,6 +48,7 @@ from .assemble import assemble
 from .cross_layer import CrossLayerResult
 from .kernels import LangState, cka_null_products, compute_dtype, pair_hsic, score_pair, self_hsic
 from .metrics import anc_from_correlations, cka_ratio, standardize
+from .pairwise import score_pair_functions
 from .registry import DEFAULT_METRICS, METRICS, cka_form as choose_cka_form, metric_spec, parse_metrics
 from .result import SimilarityResult
 
@@ -85,9 +89,11 @@ def similarity(
     acts: :class:`Activations` (layer x language x sentence x hidden); row i of each language is
         the same sentence.
     metrics: names from ``cka``, ``cka_debiased``, ``anc`` (signed mean), ``anc_abs`` (mean |r|),
-        ``p@k`` (cosine retrieval precision at k, both directions), ``mexa``, ``mknn@k``, as a list or a
-        comma-separated string; aliases such as ``p_at_1`` are read by
-        :func:`~xling_probe.measures.registry.metric_spec`.
+        ``p@k`` (cosine retrieval precision at k, both directions), ``mexa``, ``mknn@k``, and the
+        pairwise-function metrics ``svcca``, ``pwcca`` and ``cknna@k`` (directional), ``procrustes``,
+        ``p_procrustes@k``, ``p_cent@k``, ``rsa`` (:mod:`~xling_probe.measures.pairwise`: float64, one
+        evaluation per layer, pair, shuffled pairing and resample), as a list or a comma-separated
+        string; aliases such as ``p_at_1`` are read by :func:`~xling_probe.measures.registry.metric_spec`.
     pairs: ``"all"``, ``"pivot:en"``, ``"en-de,en-zh"`` or ``[(a, b), ...]``
         (:func:`xling_probe.labels.resolve_pairs`; languages in any spelling).
     layers: ``"all"``, residual-stream indices (0 = embeddings, l = output of block l-1; negative from
@@ -127,14 +133,19 @@ def similarity(
     n, d = acts.n_sentences, acts.hidden_size
     ks = {s.k for s in specs if s.family == "retrieval"}
     mknn_ks = {s.k for s in specs if s.family == "mknn"}
-    min_n = max([4 if "cka_debiased" in names else 2] + [k for k in ks] + [k + 1 for k in mknn_ks])
+    min_n = max([4 if "cka_debiased" in names else 2] + [k for k in ks] + [k + 1 for k in mknn_ks]
+                + [s.min_n for s in specs if s.kernel == "pair"])
     if n < min_n:
         why = "debiased CKA needs N >= 4" if "cka_debiased" in names and n < 4 else "k must not exceed the sentences"
+        short = [s.name for s in specs if s.kernel == "pair" and n < s.min_n]
+        if short:
+            why = f"{short[0]} needs N >= {metric_spec(short[0]).min_n}"
         raise MetricError(f"{n} sentences are too few for {list(names)} ({why}); use at least {min_n}")
     langs = tuple(x for x in acts.languages if any(x in p for p in pair_list))
     gi = [acts.languages.index(x) for x in langs]
     R, B = int(null_permutations), int(bootstrap)
     need = {s.kernel for s in specs}
+    pair_specs = [s for s in specs if s.kernel == "pair"]
     form = "none"
     if "cka" in need:
         form = cka_form if cka_form != "auto" else choose_cka_form(
@@ -192,6 +203,7 @@ def similarity(
                 state = {lang: LangState(block[:, g], need, form, wt, mknn_ks, dt) for g, lang in enumerate(langs)}
             except MetricError as exc:
                 raise MetricError(f"{exc} (layers {[acts.layers[i] for i in idx]})") from None
+            raw = {lang: block[:, g] for g, lang in enumerate(langs)} if "pair" in need else {}
             del block
             sl = slice(pos, pos + len(idx))
             hs = self_hsic(state, names, n, wt) if "cka" in need else {}
@@ -199,6 +211,11 @@ def similarity(
             for a, b in pair_list:
                 out = score_pair(state[a], state[b], names, ks, perms, wt, hs.get(a), hs.get(b),
                                   kl_null.get((a, b)))
+                if raw:  # the generic route: f(X, Y) re-evaluated per shuffled pairing and resample
+                    try:
+                        out.update(score_pair_functions(raw[a], raw[b], pair_specs, perms, boot_idx, wt))
+                    except MetricError as exc:
+                        raise MetricError(f"{exc} ({a}-{b}, layers {[acts.layers[i] for i in idx]})") from None
                 for (m, direction), res in out.items():
                     key = (m, a, b) if direction == "ab" else (m, b, a)
                     for f in ("value", "null", "boot"):
@@ -208,7 +225,7 @@ def similarity(
                     excluded[(a, b)][sl] = (d - (state[a].mask & state[b].mask).sum(-1)).cpu().numpy()
                 bar.update(1)
             pos += len(idx)
-            del state, hs
+            del state, hs, raw
     _check_anc(slots, excluded, pair_list, [acts.layers[i] for i in li_all], d)
     return assemble(names, tuple(acts.layers[i] for i in li_all), langs, pair_list, slots, excluded, R, B, ci,
                     {**settings, "layer_chunk": chunk})

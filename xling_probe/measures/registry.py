@@ -8,7 +8,10 @@ prefixes: ask :func:`metric_spec` (``spec.family``, ``spec.directional``, ``spec
 ``spec.chance(n)``).
 
 Adding a metric = one entry here (fixed name) or one family in :data:`FAMILIES` (``name@K``) + its
-kernel in :mod:`~xling_probe.measures.kernels`.
+kernel in :mod:`~xling_probe.measures.kernels`. Or, without an engine fast path, kernel ``"pair"``: the
+metric is a pure function f(X, Y) of the two languages' N x D arrays
+(:mod:`~xling_probe.measures.pairwise`), which the engine re-evaluates on every shuffled pairing and
+bootstrap resample (fixed names in :data:`PAIR_METRICS`, ``name@K`` families in :data:`FAMILIES`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from typing import Literal
 
 from ..errors import MetricError
 
-Family = Literal["cka", "anc", "retrieval", "mexa", "mknn"]
-Kernel = Literal["cka", "anc", "cos"]
+Family = Literal["cka", "anc", "retrieval", "mexa", "mknn", "svcca", "pwcca", "cknna", "procrustes",
+                 "retrieval_procrustes", "retrieval_cent", "rsa"]
+Kernel = Literal["cka", "anc", "cos", "pair"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ class MetricSpec:
     ``scale``: the colour/axis range plots fix (``None``: fit the data). ``cross_layer``: has a
     layer x layer form (:func:`~xling_probe.measures.engine.cross_layer_similarity`). ``k``: the K of
     ``p@K`` / ``mknn@K``. ``kernel``: the per-language state it is computed from (Gram/centered
-    features ``"cka"``, z-scores ``"anc"``, unit rows ``"cos"``).
+    features ``"cka"``, z-scores ``"anc"``, unit rows ``"cos"``), or ``"pair"``: a pure function of the
+    two arrays (:mod:`~xling_probe.measures.pairwise`). ``min_n``: the fewest sentences it is defined on.
     """
 
     name: str
@@ -49,6 +54,7 @@ class MetricSpec:
     kernel: Kernel = "cos"
     scale: tuple[float, float] | None = (0.0, 1.0)
     _chance: Callable[[int, int | None], float | None] | None = None
+    min_n: int = 2
 
     def chance(self, n_sentences: int) -> float | None:
         """Expected value under a shuffled pairing of ``n_sentences`` sentences (rows of b permuted),
@@ -58,7 +64,10 @@ class MetricSpec:
         b's K neighbours of sentence i are, after the shuffle, a uniform K-subset of the N - 1 others,
         so the expected overlap is K/(N - 1). Signed ANC and debiased CKA: the permutation mean of a
         centred cross product is exactly 0. ANC (|r|): a neuron's r has permutation variance
-        1/(N - 1), so E|r| ~ sqrt(2 / (pi (N - 1))) (normal approximation, large N).
+        1/(N - 1), so E|r| ~ sqrt(2 / (pi (N - 1))) (normal approximation, large N). RSA: a shuffled
+        pairing permutes the pairs of one triangle, so the permutation mean of the rank covariance is
+        exactly 0. Mean-centred retrieval: K/N, as P@K (the means do not depend on the pairing).
+        Procrustes-aligned retrieval: ``None``, the map is refitted to each shuffled pairing.
         """
         if self._chance is None:
             return None
@@ -96,8 +105,19 @@ _FIXED = (
     MetricSpec("anc_abs", "anc", "ANC (|r|)", False, (0.0, 1.0), True, kernel="anc", _chance=_abs_r),
     MetricSpec("mexa", "mexa", "MEXA alignment", False, (0.0, 1.0), False, kernel="cos"),
 )
-#: The metrics with a fixed name, by canonical name.
+#: The metrics with a fixed name and an engine kernel, by canonical name.
 METRICS: Mapping[str, MetricSpec] = MappingProxyType({s.name: s for s in _FIXED})
+
+_PAIR = (
+    MetricSpec("svcca", "svcca", "SVCCA (99% variance)", False, (0.0, 1.0), False, kernel="pair", min_n=3),
+    MetricSpec("pwcca", "pwcca", "PWCCA (weights of a)", True, (0.0, 1.0), False, kernel="pair", min_n=3),
+    MetricSpec("procrustes", "procrustes", "Procrustes similarity (1 - d²/2)", False, (0.0, 1.0), False,
+               kernel="pair", min_n=2),
+    MetricSpec("rsa", "rsa", "RSA (Spearman)", False, (-1.0, 1.0), False, kernel="pair", scale=(-1.0, 1.0),
+               _chance=_zero, min_n=3),
+)
+#: The fixed-name metrics of the generic pairwise-function route (kernel ``"pair"``), by canonical name.
+PAIR_METRICS: Mapping[str, MetricSpec] = MappingProxyType({s.name: s for s in _PAIR})
 
 
 def _retrieval(k: int) -> MetricSpec:
@@ -110,17 +130,43 @@ def _mknn(k: int) -> MetricSpec:
                       _chance=_knn)
 
 
+def _cknna(k: int) -> MetricSpec:
+    if k < 2:
+        raise MetricError(f"cknna@{k}: CKNNA needs K >= 2 neighbours, e.g. cknna@10")
+    # directional: the reference's unbiased HSIC of the non-symmetric masked kernels is not symmetric in K, L
+    return MetricSpec(f"cknna@{k}", "cknna", f"CKNNA ({k}-NN)", True, (-1.0, 1.0), False, k=k, kernel="pair",
+                      scale=None, min_n=max(4, k + 1))
+
+
+def _procrustes_retrieval(k: int) -> MetricSpec:
+    return MetricSpec(f"p_procrustes@{k}", "retrieval_procrustes", f"P@{k} after Procrustes (fit = test, optimistic)",
+                      True, (0.0, 1.0), False, k=k, kernel="pair", min_n=max(2, k))
+
+
+def _centered_retrieval(k: int) -> MetricSpec:
+    return MetricSpec(f"p_cent@{k}", "retrieval_cent", f"P@{k} mean-centred", True, (0.0, 1.0), False, k=k,
+                      kernel="pair", _chance=_top_k, min_n=max(2, k))
+
+
 #: Families with a K: the name prefix before ``@`` -> the builder of ``prefix@K``.
-FAMILIES: Mapping[str, Callable[[int], MetricSpec]] = MappingProxyType({"p": _retrieval, "mknn": _mknn})
+FAMILIES: Mapping[str, Callable[[int], MetricSpec]] = MappingProxyType({
+    "p": _retrieval, "mknn": _mknn, "cknna": _cknna, "p_procrustes": _procrustes_retrieval,
+    "p_cent": _centered_retrieval})
 #: Spellings accepted besides the canonical names (after lower-casing, ``_at_`` -> ``@``).
 ALIASES: Mapping[str, str] = MappingProxyType({
     "cka_unbiased": "cka_debiased", "debiased_cka": "cka_debiased", "dcka": "cka_debiased",
     "anc_signed": "anc", "anc_absolute": "anc_abs", "mknn": "mknn@10", "retrieval": "p@1", "mexa_alignment": "mexa",
+    "cknna": "cknna@10", "procrustes_similarity": "procrustes", "acc-procrustes": "p_procrustes@1",
+    "acc_procrustes": "p_procrustes@1", "p_procrustes": "p_procrustes@1", "acc-cent": "p_cent@1",
+    "acc_cent": "p_cent@1", "p_cent": "p_cent@1", "spearman_rsa": "rsa",
 })
 #: The default ``metrics=`` of :func:`~xling_probe.measures.engine.similarity`.
 DEFAULT_METRICS: tuple[str, ...] = ("cka", "cka_debiased", "anc", "p@1", "mexa")
-KNOWN = "cka, cka_debiased, anc, anc_abs, p@K (retrieval, e.g. p@1, p@5), mexa, mknn@K (mutual k-NN, e.g. mknn@10)"
-_K_NAME = re.compile(r"^([a-z]+)@(\d+)$")
+KNOWN = ("cka, cka_debiased, anc, anc_abs, p@K (retrieval, e.g. p@1, p@5), mexa, mknn@K (mutual k-NN, e.g. mknn@10), "
+         "svcca, pwcca (directional), cknna@K (directional, e.g. cknna@10), procrustes, "
+         "p_procrustes@K (retrieval after an "
+         "orthogonal Procrustes map fitted on the same sentences), p_cent@K (retrieval after mean-centring), rsa")
+_K_NAME = re.compile(r"^([a-z][a-z_]*)@(\d+)$")
 
 
 def metric_spec(name: str | MetricSpec) -> MetricSpec:
@@ -134,6 +180,8 @@ def metric_spec(name: str | MetricSpec) -> MetricSpec:
     text = ALIASES.get(text, text)
     if text in METRICS:
         return METRICS[text]
+    if text in PAIR_METRICS:
+        return PAIR_METRICS[text]
     m = _K_NAME.match(text)
     if m and m.group(1) in FAMILIES:
         k = int(m.group(2))
@@ -183,5 +231,6 @@ def cka_form(n_sentences: int, hidden: int, *, languages: int | None = None, pai
     return "gram" if gram <= feature and fits else "feature"
 
 
-__all__ = ["ALIASES", "DEFAULT_METRICS", "FAMILIES", "KNOWN", "METRICS", "MetricSpec", "cka_form", "is_directional",
+__all__ = ["ALIASES", "DEFAULT_METRICS", "FAMILIES", "KNOWN", "METRICS", "PAIR_METRICS", "MetricSpec", "cka_form",
+           "is_directional",
            "metric_spec", "parse_metrics"]

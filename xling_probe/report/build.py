@@ -33,7 +33,7 @@ DEFAULT_LIMIT = 60
 REPORT_METRICS = ("cka_debiased", "p@1", "anc", "mexa")
 #: The report's stages in the order they run; each one either runs or is skipped with a reason.
 STAGES = ("corpus", "model", "extract", "similarity", "cross_layer", "neutrality", "embedding", "drift",
-          "static_export", "write")
+          "neurons", "static_export", "write")
 
 
 @dataclass
@@ -156,6 +156,8 @@ def build_report(
     store: str | Path | None = None,
     store_dtype: str = "float32",
     max_memory_gb: float = 2.0,
+    neurons: bool | dict[str, Any] = False,
+    cache: bool = True,
 ) -> ReportResult:
     """Run every stage and write the report into ``out`` (refused when not empty unless ``force``).
 
@@ -174,6 +176,12 @@ def build_report(
     Many languages: ``store`` (folder or fsspec URL, ``store_dtype``) streams every analysis from an on-disk
     store within ``max_memory_gb``; above :data:`~xling_probe.report.many.MANY_LANGUAGES` languages see
     :func:`~xling_probe.report.many.similarity_stage` and the many-language section.
+
+    ``neurons=True`` adds the language-neuron section (LAPE selection on 80% of the sentences, the
+    perplexity-change matrix with its random control on the other 20%; :mod:`xling_probe.report.neurons`).
+    It is off by default: it runs the model over the corpus twice more. A dict turns it on with options of
+    :func:`~xling_probe.report.neurons.run_neuron_analysis` (``fraction``, ``min_tokens``, ``heldout``...).
+    ``cache=False`` computes the activations and the drift again instead of reading (or writing) the cache.
     """
     from ..measures.registry import parse_metrics
     from ..paths import prepare_output_folder as prepare_out
@@ -186,14 +194,15 @@ def build_report(
         return _build(out, stages, model, corpus, langs, limit, pairs_of_drift, load_options, extract_options or {},
                       words=words, metrics=metrics, null_permutations=null_permutations, bootstrap=bootstrap, drift_items=drift_items, shots=shots,
                       batch_size=batch_size, max_length=max_length, static=static, dpi=dpi, seed=seed,
-                      progress=progress, store=store, store_dtype=store_dtype, max_memory_gb=max_memory_gb)
+                      progress=progress, store=store, store_dtype=store_dtype, max_memory_gb=max_memory_gb,
+                      neurons=neurons, cache=cache)
     finally:
         stages.bar.close()
 
 
 def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, extract_options, *, words, metrics,
            null_permutations, bootstrap, drift_items, shots, batch_size, max_length, static, dpi, seed,
-           progress, store=None, store_dtype="float32", max_memory_gb=2.0) -> ReportResult:
+           progress, store=None, store_dtype="float32", max_memory_gb=2.0, neurons=False, cache=True) -> ReportResult:
     """The stages of :func:`build_report`. The corpus is loaded and its languages checked before
     the model is loaded: a typo in a language code must not cost a model load."""
     from ..data.corpus import ParallelCorpus, load_corpus
@@ -220,11 +229,13 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
     if store is not None:
         extract_options = {**extract_options, "store": store, "store_dtype": store_dtype}
     acts = stages.run("extract", extract, handle, source, pooling="mean", batch_size=batch_size, max_length=max_length,
-                      progress=progress, **extract_options)
+                      progress=progress, cache=cache, **extract_options)
     sections, tables, figures = _analyses(stages, handle, acts, notes, drift_pairs, words=words, metrics=metrics,
                                           null_permutations=null_permutations, bootstrap=bootstrap,
                                           drift_items=drift_items, shots=shots, seed=seed, progress=progress,
-                                          max_memory_gb=max_memory_gb)
+                                          max_memory_gb=max_memory_gb, cache=cache)
+    _neuron_stage(stages, handle, corpus, sections, tables, figures, notes, enabled=neurons, seed=seed,
+                  batch_size=batch_size, max_length=max_length, progress=progress)
     from .write import write_all
 
     files = write_all(out, stages, handle, acts, sections, tables, figures, notes, static=static, dpi=dpi, settings={
@@ -237,7 +248,7 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
         "corpus": {k: v for k, v in corpus.meta.items() if isinstance(v, (str, int, float, bool))},
         "limit": limit, "words": str(words) if words is not None else "bundled xling_probe/data/words.csv",
         "store": str(store) if store is not None else None, "store_dtype": store_dtype if store is not None else None,
-        "max_memory_gb": max_memory_gb,
+        "max_memory_gb": max_memory_gb, "neurons": neurons if isinstance(neurons, dict) else bool(neurons), "cache": cache,
     })
     return ReportResult(out=out, files=files, timings=stages.timings, notes=notes, figures=figures,
                         stages=stages.record())
@@ -249,7 +260,7 @@ def _title(label: str) -> str:
 
 
 def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_permutations, bootstrap, drift_items,
-              shots, seed, progress, max_memory_gb=2.0):
+              shots, seed, progress, max_memory_gb=2.0, cache=True):
     """Run the analyses and build the figures; returns (sections, tables name -> DataFrame, figures id -> Figure)."""
     from .. import plots
     from ..centering.evaluate import neutrality
@@ -338,8 +349,40 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
         stages.skip("drift", why)
     else:
         stages.run("drift", _drift_sections, handle, drift_pairs, sections, tables, figs, notes, words=words,
-                   items=drift_items, shots=shots, seed=seed, progress=progress)
+                   items=drift_items, shots=shots, seed=seed, progress=progress, cache=cache)
     return sections, tables, figs
+
+
+def _neuron_stage(stages, handle, corpus, sections, tables, figs, notes, *, enabled, seed, batch_size, max_length,
+                  progress) -> None:
+    """The language-neuron section when asked for (``neurons=True``); else the stage is skipped with the reason."""
+    if not enabled:
+        stages.skip("neurons", "not requested (neurons=True / --neurons adds the LAPE section)")
+        return
+    from ..neurons.locate import find_ffn
+    from .html import Section
+    from .neurons import neuron_section, run_neuron_analysis
+
+    try:
+        find_ffn(handle)
+    except XlingProbeError as err:
+        notes.append(f"no language-neuron section: {err}")
+        stages.skip("neurons", str(err))
+        return
+
+    options = {"seed": seed, "batch_size": batch_size, "max_length": max_length, "progress": progress,
+               **(enabled if isinstance(enabled, dict) else {})}
+
+    def run():
+        _, sel, ppl = run_neuron_analysis(handle, corpus, **options)
+        section, more_tables, more_figs = neuron_section(sel, ppl)
+        sections.append(section), tables.update(more_tables), figs.update(more_figs)
+
+    try:
+        stages.run("neurons", run)
+    except XlingProbeError as err:  # e.g. too few tokens for a language: the other sections still stand
+        notes.append(f"no language-neuron section: {err}")
+        sections.append(Section("neurons", "Language-specific neurons (skipped)", "", notes=[str(err)]))
 
 
 def drift_unavailable(handle) -> str | None:
@@ -357,7 +400,8 @@ def drift_unavailable(handle) -> str | None:
             "without an unembedding (LM head), so the logit lens cannot decode its layers. Use a decoder LM.")
 
 
-def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words, items, shots, seed, progress):
+def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words, items, shots, seed, progress,
+                    cache=True):
     from .. import plots
     from ..lens import build_prompts, language_drift, lens_table, load_words
     from .captions import describe_drift, describe_items
@@ -376,7 +420,7 @@ def _drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words
             continue
         try:
             d = language_drift(handle, wl, source=src, target=tgt, latent="en", shots=shots, seed=seed, limit=items,
-                               progress=progress)
+                               progress=progress, cache=cache)
         except LensError as exc:
             note = f"Drift {src} -> {tgt} skipped: {exc}"
             notes.append(note)
