@@ -368,3 +368,25 @@ def test_report_checks_languages_before_loading_the_model(tmp_path, monkeypatch)
         build_report(tmp_path / "typo", model="some/model", langs=["en", "xx"], progress=False)
     with pytest.raises(Exception, match="at least 2"):
         build_report(tmp_path / "one", model="some/model", langs=["en"], progress=False)
+
+
+def test_cli_report_passes_neurons_and_no_cache(tiny_decoder_dir, tmp_path, monkeypatch):
+    import xling_probe.report.build as build
+
+    import functools
+
+    seen = {}
+
+    @functools.wraps(build.build_report)  # the command reads its defaults from the signature
+    def fake(out, **kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(build, "build_report", fake)
+    with pytest.raises(SystemExit):
+        main(["report", "--model", str(tiny_decoder_dir), "--neurons", "--no-cache", "--out", str(tmp_path / "r")])
+    assert seen["neurons"] is True and seen["cache"] is False
+    seen.clear()
+    with pytest.raises(SystemExit):
+        main(["report", "--model", str(tiny_decoder_dir), "--out", str(tmp_path / "s")])
+    assert seen["neurons"] is False and seen["cache"] is True

@@ -120,3 +120,15 @@ def test_bad_inputs_raise(acts):
 def test_export_writes_png(acts, tmp_path):
     (path,) = EmbeddingExplorer(acts).export("map", tmp_path / "map.png", formats=("png",))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pca_axes_state_the_explained_variance_of_the_shown_layer(acts):
+    ex = EmbeddingExplorer(acts)
+    fw = ex.figures["map"]
+    x = acts.data[acts.layer_index(2)].reshape(-1, acts.hidden_size).astype(np.float64)
+    ev = np.linalg.eigvalsh(np.cov(x, rowvar=False))[::-1]
+    share = ev[:2] / ev.sum()
+    assert fw.layout.xaxis.title.text == f"PC1 ({100 * share[0]:.1f}% of variance)"
+    assert fw.layout.yaxis.title.text == f"PC2 ({100 * share[1]:.1f}% of variance)"
+    ex.view.value = "centered"
+    assert fw.layout.xaxis.title.text.startswith("PC1 (") and fw.layout.xaxis.title.text != f"PC1 ({100 * share[0]:.1f}% of variance)"

@@ -128,3 +128,22 @@ def test_run_chooser_changes_the_next_run_and_shows_its_cost(tiny_decoder):
     assert "at least two languages" in wb.status.value
     with pytest.raises(CorpusError, match="at least two"):
         wb.run()
+
+
+def test_teaching_mode_enlarges_fonts_and_hides_export_and_settings(tiny_decoder):
+    from xling_probe.widgets._base import ExportBar, LiveFigureWidget
+    from xling_probe.widgets.workbench import TEACHING_LAYOUT, _walk
+
+    wb = Workbench(tiny_decoder, teaching=True, **SETTINGS).run()
+    figs = [w for w in _walk(wb.tabs) if isinstance(w, LiveFigureWidget)]
+    bars = [w for w in _walk(wb.tabs) if isinstance(w, ExportBar)]
+    assert len(figs) >= 4 and len(bars) >= 2
+    assert all(f.layout.font.size == TEACHING_LAYOUT["font"]["size"] for f in figs)
+    assert all(b.layout.display == "none" for b in bars) and wb.settings_box.layout.display == "none"
+    sim = wb.explorers["similarity"]
+    sim.layer.value = sim.layer.options[0]  # a refresh keeps the projector fonts
+    assert sim.figures["heatmap"].layout.font.size == 18
+    wb.teaching.value = False
+    assert all(b.layout.display is None for b in bars) and wb.settings_box.layout.display is None
+    sim.layer.value = sim.layer.options[-1]
+    assert sim.figures["heatmap"].layout.font.size != 18

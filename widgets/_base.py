@@ -153,6 +153,15 @@ class LiveFigureWidget(go.FigureWidget):
     _py2js_update = Dict(allow_none=True).tag(sync=True, **_SER)
     _py2js_animate = Dict(allow_none=True).tag(sync=True, **_SER)
 
+    #: layout properties re-applied after every refresh (teaching mode: bigger fonts); None = as built
+    presentation: dict | None = None
+
+    def present(self, layout: dict | None) -> None:
+        """Keep ``layout`` (e.g. ``{"font": {"size": 18}}``) on top of every later refresh; None = as built."""
+        self.presentation = layout
+        if layout:
+            self.layout.update(layout)
+
     def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict:
         state = super().get_state(key=key, drop_defaults=drop_defaults)
         data, layout = getattr(self, "_data", None), getattr(self, "_layout_obj", None)
@@ -200,8 +209,18 @@ def refresh(fw: go.FigureWidget, fig: go.Figure, *, keep_height: bool = True) ->
             _set_layout(fw, fig, height)
 
 
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def _set_layout(fw: go.FigureWidget, fig: go.Figure, height: Any) -> None:
     spec = fig.layout.to_plotly_json()
+    extra = getattr(fw, "presentation", None)
+    if extra:  # merged before the update: inside a batch, a reset of "font" would win over "font.size"
+        spec = _merge(spec, extra)
     stale = {k: None for k in fw.layout.to_plotly_json() if k not in spec and k != "template"}
     fw.layout.update(stale)
     fw.layout.update(spec, overwrite=True)

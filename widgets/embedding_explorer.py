@@ -32,6 +32,7 @@ from xling_probe.errors import ExportError, MetricError
 from xling_probe.extraction.activations import Activations
 from xling_probe.labels import layer_position
 from xling_probe.plots import project_2d
+from xling_probe.plots.embedding import axis_titles
 from xling_probe.plots.embedding import METHODS
 from xling_probe.plots.style import TEMPLATE, language_color, register
 
@@ -91,6 +92,8 @@ class EmbeddingExplorer(W.VBox):
         self.acts = subsample(acts, max_points, seed)
         self.seed, self.background = int(seed), bool(background)
         self.computed: Counter[Key] = Counter()
+        #: explained-variance share of the two axes per computed PCA selection (None for UMAP)
+        self.variance: dict[Key, np.ndarray | None] = {}
         self._cache: dict[Key, np.ndarray] = {}
         self._pending: dict[Key, Future] = {}
         self._keep: set[Key] = set()  # pending keys asked for by precompute (never cancelled)
@@ -131,9 +134,11 @@ class EmbeddingExplorer(W.VBox):
         layer, method, view = key
         src = self._source(view)
         x = src.data[src.layer_index(layer)]
-        xy = project_2d(x.reshape(x.shape[0] * x.shape[1], -1), method, seed=self.seed).reshape(*x.shape[:2], 2)
+        xy, ratio = project_2d(x.reshape(x.shape[0] * x.shape[1], -1), method, seed=self.seed, return_variance=True)
+        xy = xy.reshape(*x.shape[:2], 2)
         with self._lock:
             self._cache[key], self.computed[key] = xy, self.computed[key] + 1
+            self.variance[key] = ratio
         return xy
 
     def projection(self, layer: int | None = None, method: str | None = None, view: str | None = None) -> np.ndarray:
@@ -244,9 +249,9 @@ class EmbeddingExplorer(W.VBox):
                                      text=self._hover[lang], hovertemplate="%{text}<extra></extra>",
                                      marker=dict(color=language_color(lang), size=6, opacity=0.85,
                                                  line=dict(width=0.5, color="white"))))
-        label = "PC" if method == "pca" else "UMAP "
-        fig.update_xaxes(title_text=f"{label}1", showticklabels=method == "pca")
-        fig.update_yaxes(title_text=f"{label}2", showticklabels=method == "pca")
+        x_title, y_title = axis_titles(method, self.variance.get(key))  # PCA: "PC1 (23.4% of variance)"
+        fig.update_xaxes(title_text=x_title, showticklabels=method == "pca")
+        fig.update_yaxes(title_text=y_title, showticklabels=method == "pca")
         fig.update_layout(template=TEMPLATE, width=620, height=480, title=f"Sentence representations at layer {layer}")
         return fig
 

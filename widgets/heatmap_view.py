@@ -108,7 +108,7 @@ class HeatmapView:
 
 def _explain(fig: go.Figure) -> None:
     """Widget-only labels (the report's figure stays as built): names next to codes on the axes when
-    few languages are shown, and a note under the plot on why cells are blank."""
+    few languages are shown."""
     hm = fig.data[0]
     codes = list(fig.layout.meta["languages"])
     if len(codes) <= NAMED_LIMIT:
@@ -117,7 +117,4 @@ def _explain(fig: go.Figure) -> None:
             axis.update(tickmode="array", tickvals=list(hm.x), ticktext=named)
         fig.layout.xaxis.tickangle = -35
         fig.layout.margin.update(l=150, b=130)
-    fig.add_annotation(text=BLANK_NOTE, xref="paper", yref="paper", x=0, y=-0.01, yshift=-4, xanchor="left",
-                       yanchor="top", showarrow=False, font=dict(size=10, color="#777777"))
-    if len(codes) > NAMED_LIMIT:
-        fig.layout.annotations[-1].update(y=0, yshift=-120)
+    # why cells are blank: the figure's subtitle and the hover of a blank cell say it (plots.language_heatmap)

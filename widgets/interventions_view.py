@@ -28,7 +28,7 @@ import numpy as np
 from xling_probe.errors import InterventionError, XlingProbeError
 from xling_probe.interventions import AddVector, generate, next_token_logprobs, steering_vectors
 from xling_probe.interventions.run import check_causal
-from xling_probe.interventions.steering import _prefix
+from xling_probe.interventions.steering import sentence_prefix
 from xling_probe.plots import next_token_bars
 
 from ._base import ExportBar, WidgetLog, figure_widget, message_figure, refresh
@@ -89,7 +89,7 @@ class InterventionsView(W.VBox):
         except XlingProbeError:
             return ""
         ids = [i for i in c.ids if self.fit_ids is None or i not in set(self.fit_ids)] or list(c.ids)
-        return _prefix(c.sentences[code][list(c.ids).index(ids[0])], language)
+        return sentence_prefix(c.sentences[code][list(c.ids).index(ids[0])], language)
 
     def _on_source(self, lang: str) -> None:
         if self.corpus is not None:
@@ -150,7 +150,7 @@ class InterventionsView(W.VBox):
 
 def _detect(texts: list[str], source: str, target: str) -> list[str]:
     """The language the detector (lingua) reads in each text, among the lens languages plus the two at hand."""
-    from xling_probe.interventions.steering import _detector_languages
+    from xling_probe.interventions.steering import detector_languages
     from xling_probe.lens.shares import languages_of
 
-    return list(languages_of(texts, _detector_languages(source, target)))
+    return list(languages_of(texts, detector_languages(source, target)))

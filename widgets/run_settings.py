@@ -17,12 +17,12 @@ import ipywidgets as W
 
 from xling_probe.errors import CorpusError
 from xling_probe.extraction.pooling import POOLINGS
-from xling_probe.measures.registry import METRICS, parse_metrics
+from xling_probe.measures.registry import METRICS, PAIR_METRICS, parse_metrics
 
 #: Seconds per extracted sequence before the first run: Gemma 3 270M, mean pooling, 2 idle CPU cores
 #: (benchmarks/results/report.json: 10 s for 60 sentences x 6 languages).
 DEFAULT_SECONDS_PER_SEQUENCE = 0.028
-METRIC_CHOICES = (*METRICS, "p@1", "p@5", "mknn@10")
+METRIC_CHOICES = (*METRICS, "p@1", "p@5", "mknn@10", *PAIR_METRICS, "cknna@10", "p_procrustes@1", "p_cent@1")
 MIN_SENTENCES = 4
 
 

@@ -52,6 +52,18 @@ TABS = ("Similarity", "Embeddings", "Logit lens", "Neutrality", "Neurons", "Inte
 MIN_SENTENCES = 4
 
 
+#: Figure layout in teaching mode (projector): fonts about 1.5x the paper style's.
+TEACHING_LAYOUT = {"font": {"size": 18}, "title": {"font": {"size": 22}}}
+PLAIN_FONT = {"font": {"size": None}, "title": {"font": {"size": None}}}
+
+
+def _walk(widget: Any):
+    """Every widget under ``widget`` (boxes, tabs, explorers), depth first."""
+    yield widget
+    for child in getattr(widget, "children", ()) or ():
+        yield from _walk(child)
+
+
 def _note(text: str, color: str = "#555") -> W.HTML:
     return W.HTML(f"<div style='padding:1em;color:{color}'>{escape(text, quote=False)}</div>")
 
@@ -65,7 +77,8 @@ class Workbench(W.VBox):
     ``languages`` and its first ``sentences`` sentences. ``layers``/``pooling`` go to ``extract``
     (``cache``: reuse activations on disk), ``metrics``/``null_permutations``/``bootstrap`` to
     ``similarity``; ``neutrality_split`` is the held-out share of the neutrality tab (None: no
-    neutrality). ``autorun=True`` runs the pipeline at once.
+    neutrality). ``autorun=True`` runs the pipeline at once. ``teaching=True`` (or the *Teaching mode*
+    button) is the projector layout: figure fonts about 1.5x, no export bars, no run settings.
 
     Attributes: ``run_button``, ``status`` (HTML), ``header`` (HTML), ``progress``
     (:class:`StageProgress`), ``tabs`` (Tab), ``explorers`` (``"similarity"``, ``"embeddings"``,
@@ -78,7 +91,7 @@ class Workbench(W.VBox):
                  layers: Any = "all", pooling: str = "mean",
                  metrics: Sequence[str] = REPORT_METRICS,
                  null_permutations: int = 10, bootstrap: int = 50, autorun: bool = False, cache: bool = True,
-                 neutrality_split: float | None = 0.5, seed: int = 0) -> None:
+                 neutrality_split: float | None = 0.5, seed: int = 0, teaching: bool = False) -> None:
         if isinstance(sentences, bool) or not isinstance(sentences, (int, np.integer)) or sentences < MIN_SENTENCES:
             raise CorpusError(f"sentences must be an integer >= {MIN_SENTENCES} (the metrics need several "
                               f"sentences per language), got {sentences!r}")
@@ -109,11 +122,15 @@ class Workbench(W.VBox):
         self.settings_box = W.Accordion(children=[self.settings], titles=("Run settings",))
         self.run_button = W.Button(description="Run pipeline", icon="play", button_style="primary")
         self.run_button.on_click(self._on_click)
+        self.teaching = W.ToggleButton(value=bool(teaching), description="Teaching mode", icon="television",
+                                       tooltip="for a projector: bigger fonts, no export bars or run settings")
+        self.teaching.observe(lambda _ch: self._present(), names="value")
         self.status = W.HTML("Press <b>Run pipeline</b> to load the model, extract and score.")
         self.progress = StageProgress(STAGES)
         self.tabs = W.Tab(children=[_note("Run the pipeline to fill this tab.") for _ in TABS], titles=TABS)
-        super().__init__([self.header, self.settings_box, W.HBox([self.run_button, self.status]), self.progress,
-                          self.tabs])
+        super().__init__([self.header, self.settings_box, W.HBox([self.run_button, self.teaching, self.status]),
+                          self.progress, self.tabs])
+        self._present()
         if autorun:
             self.run()
 
@@ -242,6 +259,22 @@ class Workbench(W.VBox):
         lens_tab = lens if lens is not None else _note(f"No logit lens for this model: {self.lens_unavailable}")
         self.tabs.children = [sim, emb, lens_tab, neutral, self._neurons_tab(), steer_tab]
         self.tabs.titles = TABS
+        self._present()
+
+    def _present(self) -> None:
+        """Teaching mode on or off: figure fonts, export bars and the run settings (every widget in the tabs)."""
+        from ._base import ExportBar, LiveFigureWidget
+
+        on = bool(self.teaching.value)
+        self.settings_box.layout.display = "none" if on else None
+        self.header.layout.display = None
+        for w in _walk(self.tabs):
+            if isinstance(w, LiveFigureWidget):
+                w.present(TEACHING_LAYOUT if on else None)
+                if not on:
+                    w.layout.update(PLAIN_FONT)
+            elif isinstance(w, ExportBar):
+                w.layout.display = "none" if on else None
 
     def _interventions(self) -> tuple[Any, W.Widget]:
         """(the steering view or None, the tab's content)."""
@@ -289,6 +322,10 @@ class Workbench(W.VBox):
                                                                **{"progress": False, **options})
         view = NeuronsView(self.neurons, self.perplexity)
         self.explorers["neurons"] = view
+        if self.teaching.value:
+            for w in _walk(view):
+                if hasattr(w, "present"):
+                    w.present(TEACHING_LAYOUT)
         return view
 
     def _on_click(self, _button: Any) -> None:

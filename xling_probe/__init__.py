@@ -64,6 +64,16 @@ _LAZY = {
     "plots": ("xling_probe.plots", None),
     "save_figure": ("xling_probe.plots", "save_figure"),
     "build_report": ("xling_probe.report.build", "build_report"),
+    # language distances (URIEL+), the Mantel test, transliteration and map quality: loaded on first use
+    "map_quality": ("xling_probe.centering.quality", "map_quality"),
+    "language_distances": ("xling_probe.distances.uriel", "language_distances"),
+    "LanguageDistances": ("xling_probe.distances.uriel", "LanguageDistances"),
+    "mantel": ("xling_probe.distances.mantel", "mantel"),
+    "partial_mantel": ("xling_probe.distances.mantel", "partial_mantel"),
+    "distance_correlations": ("xling_probe.distances.mantel", "distance_correlations"),
+    "romanize": ("xling_probe.transliteration", "romanize"),
+    "matched_random_gap": ("xling_probe.transliteration", "matched_random_gap"),
+    "transliteration_gap": ("xling_probe.transliteration", "transliteration_gap"),
 }
 
 
@@ -139,4 +149,13 @@ __all__ = [
     "load_model",
     "normalize_code",
     "split_ids",
+    "LanguageDistances",
+    "distance_correlations",
+    "language_distances",
+    "mantel",
+    "map_quality",
+    "matched_random_gap",
+    "partial_mantel",
+    "romanize",
+    "transliteration_gap",
 ]

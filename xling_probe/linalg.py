@@ -71,7 +71,7 @@ def robust_svd(
                       f"({'; '.join(failures)}); check the input for extreme values (e.g. |x| > 1e150)")
 
 
-def _rank(s: np.ndarray, shape: tuple[int, ...], rcond: float | None = None) -> int:
+def numerical_rank(s: np.ndarray, shape: tuple[int, ...], rcond: float | None = None) -> int:
     """Numerical rank: singular values above ``rcond * s_max`` (default eps * max(shape), as numpy)."""
     if s.size == 0 or s[0] <= 0:
         return 0
@@ -100,7 +100,7 @@ def robust_lstsq(a: np.ndarray, b: np.ndarray, rcond: float | None = None) -> np
     except (np.linalg.LinAlgError, ValueError):
         pass
     u, s, vt = robust_svd(a)
-    r = _rank(s, a.shape, cond)
+    r = numerical_rank(s, a.shape, cond)
     coef = u[:, :r].T @ b
     coef = coef / (s[:r, None] if coef.ndim == 2 else s[:r])
     return vt[:r].T @ coef
@@ -141,7 +141,7 @@ def _procrustes_core(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     k = a.shape[1]
     m = a.T @ b
     u, s, vt = robust_svd(m, full_matrices=True)
-    r = _rank(s, m.shape)
+    r = numerical_rank(s, m.shape)
     w = u[:, :r] @ vt[:r]
     if r < k:
         u0, v0 = u[:, r:], vt[r:].T
@@ -168,7 +168,7 @@ def orthogonal_procrustes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return _procrustes_core(x, y)
     stacked = np.concatenate([x, y])
     _, s, vt = robust_svd(stacked)
-    basis = vt[: _rank(s, stacked.shape)].T  # [D, k], orthonormal columns spanning both row spaces
+    basis = vt[: numerical_rank(s, stacked.shape)].T  # [D, k], orthonormal columns spanning both row spaces
     w_small = _procrustes_core(x @ basis, y @ basis)
     w = basis @ (w_small - np.eye(basis.shape[1])) @ basis.T
     w[np.diag_indices_from(w)] += 1.0

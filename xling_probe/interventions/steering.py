@@ -84,7 +84,7 @@ def steering_vectors(acts: Any, source: str, target: str, *, ids: Sequence[str] 
     return SteeringVectors(a, b, tuple(acts.layers), (means[:, 1] - means[:, 0]).astype(np.float32), tuple(sub.ids))
 
 
-def _prefix(sentence: str, language: str) -> str:
+def sentence_prefix(sentence: str, language: str) -> str:
     """The first half of a sentence (words; characters for scripts written without spaces)."""
     words = sentence.split()
     if len(words) >= 4:
@@ -96,7 +96,7 @@ def _set_probability(logp: torch.Tensor, sets: Sequence[Any]) -> np.ndarray:
     return np.array([float(torch.logsumexp(logp[i, list(s.ids)], -1).exp()) for i, s in enumerate(sets)])
 
 
-def _detector_languages(source: str, target: str) -> list[str]:
+def detector_languages(source: str, target: str) -> list[str]:
     from ..lens.shares import DEFAULT_LINGUA_LANGUAGES
 
     return list(dict.fromkeys([*DEFAULT_LINGUA_LANGUAGES, source, target]))
@@ -171,13 +171,13 @@ def steer(model: Any, vectors: SteeringVectors, *, corpus: Any = None, words: An
         idx = {s: i for i, s in enumerate(corpus.ids)}
         sa = [corpus.sentences[ca][idx[i]] for i in ids]
         sb = [corpus.sentences[cb][idx[i]] for i in ids]
-        prefixes = [_prefix(s, A) for s in sa]
+        prefixes = [sentence_prefix(s, A) for s in sa]
         trans_prompts = [translation_pair(A, s, B) for s in sa]
         trans_refs = [f'{s}"' for s in sb]
     if word_prompts is None and prefixes is None:
         raise InterventionError(f"nothing to measure: the word list has no items in both {A} and {B}, and no corpus "
                                 "was given")
-    detect = _detector_languages(A, B)
+    detect = detector_languages(A, B)
     want = base_language(B)
 
     def measure(edits) -> dict[str, np.ndarray]:

@@ -48,7 +48,7 @@ from .assemble import assemble
 from .cross_layer import CrossLayerResult
 from .kernels import LangState, cka_null_products, compute_dtype, pair_hsic, score_pair, self_hsic
 from .metrics import anc_from_correlations, cka_ratio, standardize
-from .pairwise import score_pair_functions
+from .pairwise_engine import score_pair_functions
 from .registry import DEFAULT_METRICS, METRICS, cka_form as choose_cka_form, metric_spec, parse_metrics
 from .result import SimilarityResult
 

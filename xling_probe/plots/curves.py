@@ -18,7 +18,8 @@ from plotly.subplots import make_subplots
 from ..errors import MetricError
 from ..labels import check_direction, pair_label
 from ..measures.registry import metric_spec
-from .style import CONDITION_STYLE, HEATMAP_SCALE, TEMPLATE, language_color, register, rgba
+from .ordering import language_label
+from .style import CONDITION_STYLE, HEATMAP_SCALE, LANGUAGE_COLORS, PALETTE, TEMPLATE, language_color, register, rgba
 
 if TYPE_CHECKING:
     from ..centering.result import NeutralityReport
@@ -45,11 +46,25 @@ def band(x: Sequence[float], low: Sequence[float], high: Sequence[float], color:
 
 def pair_colors(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """One colour per pair: the colour of its second language (the first is usually the shared pivot),
-    or of its first when that colour is already taken."""
+    or of its first when that colour is already taken (pairs may share a colour: the grouped curves of
+    the widget draw one trace per colour)."""
     out: dict[tuple[str, str], str] = {}
     for a, b in pairs:
         taken = set(out.values())
         out[(a, b)] = language_color(b) if language_color(b) not in taken else language_color(a)
+    return out
+
+
+def distinct_pair_colors(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """:func:`pair_colors`, but a pair whose two language colours are both taken gets the first free
+    colour of the palette (``ru-ar``, ``ru-zh``, ``ar-zh`` are three colours, not two): the colours of
+    :func:`similarity_curves`, where every pair is one line. Shared only past the palette's size."""
+    out: dict[tuple[str, str], str] = {}
+    spare = list(dict.fromkeys((*PALETTE, *LANGUAGE_COLORS.values())))
+    for a, b in pairs:
+        taken = set(out.values())
+        options = [language_color(b), language_color(a), *spare]
+        out[(a, b)] = next((c for c in options if c not in taken), options[0])
     return out
 
 
@@ -79,7 +94,7 @@ def similarity_curves(result: SimilarityResult, metric: str | None = None,
         hi = result.pair_curves(metric, pairs, field="null_max").max(axis=1).to_numpy()
         fig.add_trace(band(layers, lo, hi, "#808080", "shuffled-pairing null", alpha=0.3, showlegend=True,
                            legendgroup="null"))
-    colors = pair_colors(pairs)
+    colors = distinct_pair_colors(pairs)
     for a, b in pairs:
         name = pair_label((a, b), directed) if directed else f"{a}–{b}"
         if intervals and result.has_ci:
@@ -87,19 +102,35 @@ def similarity_curves(result: SimilarityResult, metric: str | None = None,
                                result.sel(metric, None, a, b, field="ci_high"),
                                colors[(a, b)], f"{name} {int(100 * result.settings.get('ci', 0.95))}% CI",
                                legendgroup=name))
+        between = (f"query {language_label(a)} → searched {language_label(b)}" if directed
+                   else f"{language_label(a)} – {language_label(b)}")
         fig.add_trace(go.Scatter(x=layers, y=result.sel(metric, None, a, b), mode="lines+markers", name=name,
-                                 legendgroup=name, line=dict(color=colors[(a, b)], width=2), marker=dict(size=5)))
+                                 legendgroup=name, line=dict(color=colors[(a, b)], width=2), marker=dict(size=5),
+                                 hovertemplate=f"{between}<br>layer %{{x}}: %{{y:.3f}}<extra></extra>"))
     fig.update_layout(template=TEMPLATE, title=title or f"{metric_label(metric)} per layer",
-                      xaxis_title="layer (residual stream)", yaxis_title=metric_label(metric))
+                      xaxis_title="layer (residual stream)", yaxis_title=metric_label(metric),
+                      legend_title_text=language_key([c for pair in pairs for c in pair]))
     return fig
+
+
+def language_key(codes: Sequence[str], per_line: int = 2) -> str:
+    """The names of the codes a legend uses (trace names stay codes, ``en–fr``: widgets and reports
+    find traces by them), as the legend's title: ``en (English) · fr (French)<br>zh (Chinese)``."""
+    seen = list(dict.fromkeys(codes))
+    labels = [language_label(c) for c in seen]
+    lines = [" · ".join(labels[i:i + per_line]) for i in range(0, len(labels), per_line)]
+    return "<br>".join(lines)
 
 
 def neutrality_curves(report: NeutralityReport, *, title: str | None = None, direction: str = "both") -> go.Figure:
     """Three panels per layer for a :class:`~xling_probe.centering.evaluate.NeutralityReport`, one line per
     condition (raw, centered, projected): held-out retrieval P@k (mean over pairs in ``direction``:
     'both' = mean of a -> b and b -> a, 'forward' = a -> b, 'backward' = b -> a; band = min to max
-    over pairs and the chosen directions), language-ID probe accuracy (dotted grey line = chance,
-    1 / languages) and the share of variance explained by the language means.
+    over pairs and the chosen directions; black dash-dot line = chance P@k of a random ranking of the
+    held-out sentences, from the registry's ``spec.chance``), language-ID probe accuracy (black
+    dash-dot line = chance, 1 / languages; one "chance" legend entry for both, each line labelled in its
+    panel) and the share of variance explained by the language means. Every panel has a y-axis title;
+    the figure title sits in the top margin (``yref="container"``), above the subplot titles.
 
     A value that is fixed by construction (``report.by_construction``: a linear probe after
     centering or projection, the variance share with ``centering="self"``) is not drawn as a
@@ -137,11 +168,26 @@ def neutrality_curves(report: NeutralityReport, *, title: str | None = None, dir
                                      marker=dict(size=4, color="#9a9a9a", symbol="x"),
                                      hovertemplate=f"{cond}: %{{y:.3f}} ({fixed.label})<extra></extra>"), 1, col)
             notes.append((col, cond, fixed.label, float(fixed.value)))
+    # chance lines: black dash-dot, drawn over the data (the grey dotted "by construction" lines sit on
+    # the language-ID chance value, so a grey dotted chance line would vanish under them)
+    chance_line = dict(color="#000000", dash="dashdot", width=1.5)
     fig.add_trace(go.Scatter(x=[layers[0], layers[-1]], y=[report.chance] * 2, mode="lines", name="chance",
-                             line=dict(color="#404040", dash="dot", width=2)), 1, 2)
+                             legendgroup="chance", line=chance_line,
+                             hovertemplate=f"chance: %{{y:.3f}} (1/{len(report.languages)} languages)<extra></extra>"),
+                  1, 2)
     fig.add_annotation(x=layers[0], y=report.chance, xref="x2", yref="y2", showarrow=False, xanchor="left",
                        yanchor="top", yshift=-3, text=f"chance 1/{len(report.languages)}",
-                       font=dict(size=11, color="#404040"))
+                       font=dict(size=11, color="#000000"))
+    retrieval_chance = _retrieval_chance(report, k)
+    if retrieval_chance is not None:
+        value, n_test = retrieval_chance
+        fig.add_trace(go.Scatter(x=[layers[0], layers[-1]], y=[value] * 2, mode="lines", name=f"chance P@{k}",
+                                 legendgroup="chance", line=chance_line, showlegend=False,
+                                 hovertemplate=f"chance: %{{y:.3f}} (P@{k} among {n_test} sentences)<extra></extra>"),
+                      1, 1)
+        fig.add_annotation(x=layers[0], y=value, xref="x", yref="y", showarrow=False, xanchor="left",
+                           yanchor="bottom", yshift=3, text=f"chance {min(k, n_test)}/{n_test}",
+                           font=dict(size=11, color="#000000"))
     merged: dict[tuple[int, float, str], list[str]] = {}
     for col, cond, label, value in notes:  # one annotation per panel and fixed value
         merged.setdefault((col, value, label), []).append(cond)
@@ -156,10 +202,23 @@ def neutrality_curves(report: NeutralityReport, *, title: str | None = None, dir
     fig.update_yaxes(title_text="accuracy (held-out)", row=1, col=2)
     fig.update_yaxes(title_text="between / total variance", row=1, col=3)
     fig.update_layout(template=TEMPLATE, width=1000, height=430, margin=dict(t=105),
-                      title=dict(text=title or "Language neutrality before/after centering", x=0.0, xanchor="left",
+                      title=dict(text=title or "Language neutrality before/after centering", x=0.01, xanchor="left",
                                  y=0.97, yanchor="top", yref="container"),
                       legend=dict(orientation="h", y=-0.25, x=0))
     return fig
+
+
+def _retrieval_chance(report: NeutralityReport, k: int) -> tuple[float, int] | None:
+    """(chance P@k, held-out sentences) of the report's retrieval, from the metric registry
+    (``spec.chance``: a random ranking of the held-out sentences), None when it has none."""
+    n_test = len(getattr(report, "heldout_ids", ()) or ())
+    if n_test < 1:
+        return None
+    try:
+        value = metric_spec(f"p@{k}").chance(n_test)
+    except MetricError:
+        return None
+    return None if value is None else (float(value), n_test)
 
 
 def latent_language(drift: DriftResult, *, interval: str = "gaussian", title: str | None = None) -> go.Figure:

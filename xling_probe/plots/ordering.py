@@ -13,6 +13,7 @@ after Glottolog's top-level families), scripts and regions by langcodes.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +26,7 @@ from ..errors import MetricError
 ORDERS = ("cluster", "family", "script")
 GROUPINGS = {"family": language_family, "script": language_script, "region": language_region}
 
-__all__ = ["GROUPINGS", "ORDERS", "cluster_order", "dendrogram_lines", "group_of", "group_runs", "language_name", "order_languages",
+__all__ = ["GROUPINGS", "ORDERS", "cluster_order", "dendrogram_lines", "group_of", "group_runs", "language_label", "language_name", "order_languages",
            "select_languages"]
 
 
@@ -37,6 +38,25 @@ def language_name(code: str) -> str:
         return langcodes.Language.get(code.replace("_", "-")).display_name()
     except (LookupError, ValueError):
         return code
+
+
+@functools.lru_cache(maxsize=4096)
+def language_label(code: str) -> str:
+    """``code (English name)`` for axes, legends and hovers: ``ru`` -> ``ru (Russian)``. The name is
+    :func:`xling_probe.data.languages.language_name` (variants named after the base), else langcodes'
+    display name; a code that neither knows stays as written."""
+    from ..data.languages import language_name as data_name
+    from ..errors import XlingProbeError
+
+    try:
+        name = data_name(code)
+    except (XlingProbeError, LookupError, ValueError):
+        name = language_name(code)
+    if not name or name == code or name.startswith("Unknown language"):
+        return code
+    if name.endswith(")") and " (" in name:  # Chinese (Simplified) -> Chinese, Simplified
+        name = name.replace(" (", ", ", 1)[:-1]
+    return f"{code} ({name})"
 
 
 def group_of(languages: Sequence[str], by: str) -> list[str]:
