@@ -111,7 +111,7 @@ def main() -> None:
         "what": "Spearman Mantel correlation of representation similarity with URIEL+ distances, per layer; "
                 "transliteration gap en-X original vs romanized",
         "model": model.name if hasattr(model, "name") else str(model),
-        "corpus": str(PUD), "languages": list(corpus.languages), "n_sentences": len(corpus),
+        "corpus": "../shared/data/pud/pud_1000.tsv", "languages": list(corpus.languages), "n_sentences": len(corpus),
         "permutations": args.permutations, "seed": 0, "source": args.source,
         "distances": {"iso639_3": dist.iso639_3, "unmapped": list(dist.unmapped), "missing": dist.missing,
                       "scripts": dist.scripts, "coverage": _records(dist.coverage())},

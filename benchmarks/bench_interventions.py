@@ -63,15 +63,16 @@ def case_overhead(model, corpus, reps: int = 7) -> dict:
             "target": "<= 1.10", "load_average": os.getloadavg()}
 
 
-def case_steering(model, corpus, acts, items: int) -> dict:
+def case_steering(model, corpus, acts, items: int, pairs=(("fr", "zh"), ("en", "de")), layers=(3, 6, 9, 12, 15),
+                  alphas=(1.0, 2.0, 4.0, 8.0), max_new_tokens: int = 16) -> dict:
     import xling_probe as xp
 
     out = {}
-    for a, b in (("fr", "zh"), ("en", "de")):
+    for a, b in pairs:
         v = xp.steering_vectors(acts, a, b, ids=list(acts.ids))
         t = time.perf_counter()
-        res = xp.steer(model, v, corpus=corpus, layers=[3, 6, 9, 12, 15], alphas=[1.0, 2.0, 4.0, 8.0],
-                       n_items=items, max_new_tokens=16, progress=False)
+        res = xp.steer(model, v, corpus=corpus, layers=list(layers), alphas=list(alphas),
+                       n_items=items, max_new_tokens=max_new_tokens, progress=False)
         best = res.best("continuation_target", kind="vector")
         L, al = int(best["layer"]), float(best["alpha"])
         pick = {m: _rows(res, m, layer=L, alpha=al) for m in ("continuation_target", "word_switch",
@@ -132,6 +133,10 @@ def main() -> None:
     ap.add_argument("--cases", default="overhead,steering,incline,patching")
     ap.add_argument("--items", type=int, default=16)
     ap.add_argument("--fit", type=int, default=200)
+    ap.add_argument("--steer-pairs", default="fr-zh,en-de", help="steering pairs, e.g. fr-zh,en-de")
+    ap.add_argument("--steer-layers", default="3,6,9,12,15")
+    ap.add_argument("--steer-alphas", default="1,2,4,8")
+    ap.add_argument("--max-new-tokens", type=int, default=16)
     args = ap.parse_args()
     if not PUD.is_file():
         sys.exit(f"needs {PUD} (../shared/data next to the repository)")
@@ -148,13 +153,21 @@ def main() -> None:
         print("overhead", results["overhead"], flush=True)
     if "steering" in cases:
         acts = xp.extract(model, corpus.head(args.fit), progress=False)
-        results["steering"] = case_steering(model, corpus, acts, args.items)
+        pairs = [tuple(p.split("-")) for p in args.steer_pairs.split(",")]
+        part = case_steering(model, corpus, acts, args.items, pairs=pairs,
+                             layers=[int(x) for x in args.steer_layers.split(",")],
+                             alphas=[float(x) for x in args.steer_alphas.split(",")],
+                             max_new_tokens=args.max_new_tokens)
+        results.setdefault("steering", {}).update(part)  # one pair per run keeps the others' entries
     if "incline" in cases:
         results["incline"] = case_incline(model, corpus, args.items, args.fit)
     if "patching" in cases:
         results["patching"] = case_patching(model, args.items)
         print("patching", json.dumps(results["patching"]["grid"])[:800], flush=True)
-    results["settings"] = {"items": args.items, "fit": args.fit, "load_average_end": os.getloadavg()}
+    results.setdefault("settings", {})[",".join(cases)] = {
+        "items": args.items, "fit": args.fit, "load_average_end": os.getloadavg(),
+        **({"steer_layers": args.steer_layers, "steer_alphas": args.steer_alphas,
+            "max_new_tokens": args.max_new_tokens} if "steering" in cases else {})}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"wrote {OUT}")

@@ -301,6 +301,32 @@ def bench_many(n: int, sweeps: int, n_layers: int = 19) -> dict:
     }
 
 
+def bench_lens_items(n_items: int) -> dict:
+    """LogitLensExplorer on the offline Gemma 3 270M: seconds from an item change to both figures updated, for
+    items not seen before (the model runs), and for an item seen before (cached). Target: <= 3 s (issue 18)."""
+    import xling_probe as xp
+    from xling_probe.widgets import LogitLensExplorer
+
+    model = xp.load_model()
+    ex = LogitLensExplorer(model, source="fr", target="zh")
+    options = list(ex.item.options)
+    tokens = []
+    fresh, cached = [], []
+    for opt in options[1:n_items + 1]:
+        t = time.perf_counter()
+        ex.item.value = opt[1] if isinstance(opt, tuple) else opt
+        fresh.append(time.perf_counter() - t)
+        tokens.append(len(ex.table.input_ids) if getattr(ex, "table", None) is not None else None)
+    for opt in options[1:n_items + 1]:
+        t = time.perf_counter()
+        ex.item.value = opt[1] if isinstance(opt, tuple) else opt
+        cached.append(time.perf_counter() - t)
+    return {"model": model.name, "items": n_items, "prompt_tokens": tokens,
+            "item_change_fresh_s": {"median": float(np.median(fresh)), "max": float(np.max(fresh)), "all": fresh},
+            "item_change_cached_ms": {"median": float(np.median(cached)) * 1e3, "max": float(np.max(cached)) * 1e3},
+            "target_s": 3.0, "meets_target": bool(np.median(fresh) <= 3.0), "load_average": os.getloadavg()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sweeps", type=int, default=5)
@@ -310,7 +336,16 @@ def main() -> None:
                         help="only the many-language SimilarityExplorer benchmark, merged into --out")
     parser.add_argument("--pairs-only", action="store_true",
                         help="only the 210-pairs-as-curves benchmark, merged into --out")
+    parser.add_argument("--lens-items", type=int, default=0,
+                        help="only the logit-lens item-change benchmark on the offline model (N items), merged into --out")
     args = parser.parse_args()
+    if args.lens_items:
+        path = Path(args.out)
+        out = json.loads(path.read_text()) if path.exists() else {}
+        out["lens_explorer_item_change"] = {"machine": machine(), **bench_lens_items(args.lens_items)}
+        print(json.dumps(out["lens_explorer_item_change"], indent=2, ensure_ascii=False))
+        path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+        return
     if args.pairs_only:
         path = Path(args.out)
         out = json.loads(path.read_text()) if path.exists() else {}
