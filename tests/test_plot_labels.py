@@ -29,6 +29,7 @@ from xling_probe.plots import (
 )
 from xling_probe.plots.curves import distinct_pair_colors
 from xling_probe.plots.embedding import axis_titles
+from xling_probe.plots.style import caption_of
 from xling_probe.plots.ordering import language_label
 from xling_probe.plots.style import (
     LANGUAGE_COLORS,
@@ -179,7 +180,7 @@ def test_directional_heatmap_says_rows_query_and_it_is_true():
     hm = fig.data[0]
     assert "query" in fig.layout.yaxis.title.text and "row" in fig.layout.yaxis.title.text
     assert "searched" in fig.layout.xaxis.title.text and "column" in fig.layout.xaxis.title.text
-    assert "row = query language" in fig.layout.title.subtitle.text
+    assert "row = query language" in caption_of(fig)
     assert hm.hovertemplate.startswith("query language (row)")
     z = np.array(hm.z, float)
     en_fr, fr_en = _p_at_1(data[1, 0], data[1, 1]), _p_at_1(data[1, 1], data[1, 0])
@@ -192,7 +193,7 @@ def test_directional_heatmap_says_rows_query_and_it_is_true():
 def test_symmetric_heatmap_does_not_claim_a_query_side(sim):
     fig = language_heatmap(sim, "cka", layer=1)
     assert "query" not in fig.layout.xaxis.title.text + fig.layout.yaxis.title.text
-    assert fig.layout.title.subtitle.text.startswith("symmetric")
+    assert caption_of(fig).startswith("symmetric")
     assert fig.layout.title.text == "linear CKA at layer 1" or fig.layout.title.text.endswith("layer 1")
 
 
@@ -201,7 +202,7 @@ def test_heatmap_says_why_the_diagonal_is_blank(sim):
     fig = language_heatmap(sim, "p@1", layer=2)
     z = np.array(fig.data[0].z, float)
     assert np.isnan(np.diag(z)).all()
-    assert "blank diagonal: a language with itself, not computed" in fig.layout.title.subtitle.text
+    assert "blank diagonal: a language with itself, not computed" in caption_of(fig)
     hm = fig.data[0]
     assert hm.hoverongaps is True  # plotly shows the hover on the blank cells too
     assert all("itself: not computed" in hm.customdata[i][i][2] for i in range(3))
@@ -310,12 +311,12 @@ def test_lens_heatmap_truncates_long_prompts_to_the_last_tokens():
     assert list(hm.x) == list(range(17, 57))  # the prompt's own position numbers
     np.testing.assert_allclose(np.array(hm.z), table.top_probs[:, 17:, 0])
     assert len(fig.layout.xaxis.ticktext) == 40 and list(fig.layout.xaxis.range) == [16.5, 56.5]
-    assert "last 40 of 57 tokens shown (positions 17–56)" in fig.layout.title.subtitle.text
+    assert "last 40 of 57 tokens shown (positions 17–56)" in caption_of(fig)
     assert fig.layout.meta["first_position"] == 17 and fig.layout.meta["n_tokens"] == 57
     whole = lens_heatmap(table, max_tokens=None)
-    assert list(whole.data[0].x) == list(range(57)) and "last" not in whole.layout.title.subtitle.text
+    assert list(whole.data[0].x) == list(range(57)) and "last" not in caption_of(whole)
     short = lens_heatmap(_table(n_t=12))
-    assert list(short.data[0].x) == list(range(12)) and "last" not in short.layout.title.subtitle.text
+    assert list(short.data[0].x) == list(range(12)) and "last" not in caption_of(short)
 
 
 def test_lens_heatmap_marks_byte_and_special_tokens_and_escapes_markup():
@@ -331,7 +332,7 @@ def test_lens_heatmap_marks_byte_and_special_tokens_and_escapes_markup():
         assert not re.search(r"<(?!br>)[^<>]*>", text), text
     assert any("(byte token)" in h for h in hovers) and any("(special token)" in h for h in hovers)
     assert "&lt;0xE4&gt;" in " ".join(hovers)  # the hover keeps the token as written, escaped
-    note = fig.layout.title.subtitle.text
+    note = caption_of(fig)
     assert "␣ = leading space" in note and "‹…› = byte or special token" in note
 
 

@@ -21,7 +21,7 @@ from ..measures.registry import metric_spec
 from .curves import metric_label
 from .ordering import (cluster_order, dendrogram_lines, group_of, group_runs, language_label, language_name,
                        order_languages, select_languages)
-from .style import HEATMAP_SCALE, TEMPLATE, register
+from .style import HEATMAP_SCALE, TEMPLATE, add_caption, register
 
 if TYPE_CHECKING:
     from ..lens.positions import PositionTable
@@ -71,7 +71,7 @@ def language_heatmap(result: SimilarityResult, metric: str | None = None, layer:
     :data:`TICK_LIMIT` languages the ticks and the hover name them (``ru (Russian)``,
     :func:`.ordering.language_label`). For a directional metric (``metric_spec(metric).directional``,
     e.g. ``p@1``) the axes read "query language (row)" / "searched language (column)": cell [a, b] is
-    a -> b, a's sentences query, b's are searched. The title's subtitle says so and that the blank
+    a -> b, a's sentences query, b's are searched. The caption under the title says so and that the blank
     diagonal is a language with itself (not computed); the hover of a blank cell says why it is blank.
     """
     register()
@@ -156,10 +156,10 @@ def language_heatmap(result: SimilarityResult, metric: str | None = None, layer:
     if big:
         layout["margin"]["t"] = 100
     fig.update_layout(template=TEMPLATE,
-                      title=dict(text=title or f"{metric_label(metric)} at layer {layer}",
-                                 subtitle=dict(text=caption, font=dict(size=12, color="#555555"))),
+                      title=dict(text=title or f"{metric_label(metric)} at layer {layer}"),
                       xaxis=xaxis, yaxis=yaxis, meta={"languages": langs, "groups": group, "grouped_by": by},
                       **layout)
+    add_caption(fig, caption, size=12)
     return fig
 
 
@@ -303,7 +303,7 @@ def lens_heatmap(table: PositionTable, *, color: str = "prob", max_chars: int = 
     the input tokens as x tick labels, so repeated tokens stay separate columns.
 
     The figure fits a page column (a notebook tab): a prompt longer than ``max_tokens`` shows its
-    last ``max_tokens`` positions (x keeps the prompt's position numbers; the subtitle says which
+    last ``max_tokens`` positions (x keeps the prompt's position numbers; the caption says which
     part is shown; ``None`` = every position); ``width`` defaults to 60 px per position, at most
     :data:`COLUMN_PX`; cell text is cut to what a cell holds (at most ``max_chars``), tick labels to
     ``tick_chars`` (the hover keeps the full tokens), ticks are slanted when the columns are narrow,
@@ -353,8 +353,7 @@ def lens_heatmap(table: PositionTable, *, color: str = "prob", max_chars: int = 
     ))
     fig.update_layout(
         template=TEMPLATE, width=fig_w, height=max(400, 20 * n_l) + margin["t"] + margin["b"], margin=margin,
-        title=dict(text=title or "Logit lens: top token per layer and position",
-                   subtitle=dict(text="<br>".join(notes), font=dict(size=11, color="#555555"))),
+        title=dict(text=title or "Logit lens: top token per layer and position"),
         xaxis=dict(title=dict(text="input token (the cell predicts the next one)", standoff=12), tickmode="array",
                    tickvals=positions, ticktext=ticks, tickangle=angle, tickfont=dict(size=10), showgrid=False,
                    automargin=True, range=[first - 0.5, n_all - 0.5]),
@@ -362,6 +361,7 @@ def lens_heatmap(table: PositionTable, *, color: str = "prob", max_chars: int = 
                    tickvals=list(table.layers)[::max(1, math.ceil(n_l / 20))]),
         meta={"first_position": first, "n_tokens": n_all, "shown_tokens": n_t},
     )
+    add_caption(fig, "<br>".join(notes), size=11)
     return fig
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -149,3 +150,20 @@ def register() -> str:
 
 
 register()
+
+
+def add_caption(fig: go.Figure, text: str, *, size: int = 12) -> go.Figure:
+    """A grey caption just under the title (an annotation named ``"caption"``, top left of the plot area).
+
+    Not plotly's ``title.subtitle``: a FigureWidget rebuilt after a page reload stopped applying later
+    updates to a figure with a subtitle (seen in Chromium; tests/test_browser_workbench.py)."""
+    if text:
+        fig.add_annotation(text=text, name="caption", xref="paper", yref="paper", x=0, y=1, xanchor="left",
+                           yanchor="bottom", yshift=8, showarrow=False, align="left",
+                           font=dict(size=size, color="#555555"))
+    return fig
+
+
+def caption_of(fig: Any) -> str:
+    """The text of :func:`add_caption`'s annotation ("" without one)."""
+    return next((a.text for a in (fig.layout.annotations or ()) if a.name == "caption"), "")
