@@ -175,7 +175,8 @@ def test_perplexity_needs_a_causal_model(tiny_encoder, corpus):
 
 def test_steering_reports_shares_with_and_without_the_intervention(tiny_decoder, corpus, fitted):
     probs, sel = fitted
-    target = next(x for x in LANGS if len(sel.index(x)))
+    # a target other than the prompts' language (steering en toward en is skipped by design)
+    target = next(x for x in LANGS if x != "en" and len(sel.index(x)))
     prompts = {"en": list(corpus.sentences["en"][:3])}
     table = steering(tiny_decoder, prompts, sel, probs, targets=[target], max_new_tokens=4, detect=LANGS)
     row = table.iloc[0]
