@@ -9,6 +9,7 @@ from .options import (
     add_model_options,
     add_out_options,
     count,
+    heldout_size,
     load_corpus_from,
     load_model_from,
     positive_int,
@@ -17,20 +18,6 @@ from .options import (
     write_figures_page,
     write_json,
 )
-
-
-def _heldout(text: str) -> float | int:
-    """'0.2' -> a fraction in (0, 1), '100' -> a count >= 1."""
-    try:
-        value: float | int = int(text)
-    except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-    if (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0.0 < value < 1.0):
-        return value
-    raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 like 0.2 or a count >= 1 like 100, got {text!r}")
 
 
 def _fraction(text: str) -> float:
@@ -78,7 +65,7 @@ def register(sub) -> None:
                    help="gate: act_fn(gate(x)) > 0, as the paper counts (default); input: the down projection's input > 0")
     g.add_argument("--min-tokens", type=count(1), default=200,
                    help="refuse languages with fewer counted tokens on the fit split (default: 200)")
-    g.add_argument("--heldout", "--eval-split", dest="heldout", type=_heldout, default=0.2,
+    g.add_argument("--heldout", "--eval-split", dest="heldout", type=heldout_size, default=0.2,
                    help="held-out split for the perplexity: a fraction (0.2) or a number of sentences (100); default 0.2")
     g.add_argument("--no-control", action="store_true", help="skip the random-neuron control")
     g.add_argument("--no-perplexity", action="store_true", help="only select the neurons")

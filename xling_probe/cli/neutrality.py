@@ -9,26 +9,13 @@ from .options import (
     acts_from,
     add_acts_options,
     add_out_options,
+    heldout_size,
     layers_arg,
     parse_pairs,
     prepare_out,
     seed_int,
     write_json,
 )
-
-
-def _heldout_size(text: str) -> float | int:
-    """'0.2' -> a fraction in (0, 1), '100' -> a count >= 1; anything else is an argparse error."""
-    try:
-        value: float | int = int(text)
-    except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-    if (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0.0 < value < 1.0):
-        return value
-    raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 like 0.2 or a count >= 1 like 100, got {text!r}")
 
 
 def register(sub) -> None:
@@ -43,7 +30,7 @@ def register(sub) -> None:
     )
     add_acts_options(p)
     n = p.add_argument_group("neutrality")
-    n.add_argument("--heldout", type=_heldout_size, default=0.5,
+    n.add_argument("--heldout", type=heldout_size, default=0.5,
                    help="held-out split size: a fraction (0.2) or a number of sentences (100); default 0.5")
     n.add_argument("--seed", type=seed_int, default=0, help="seed of the split (default: 0)")
     n.add_argument("--centering", default="fit", choices=["fit", "self"],

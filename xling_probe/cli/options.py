@@ -45,6 +45,20 @@ positive_int = count(1)
 seed_int = count(0)
 
 
+def heldout_size(text: str) -> float | int:
+    """'0.2' -> a fraction in (0, 1), '100' -> a count >= 1; anything else is an argparse error."""
+    try:
+        value: float | int = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+    if (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0.0 < value < 1.0):
+        return value
+    raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 like 0.2 or a count >= 1 like 100, got {text!r}")
+
+
 def positive_float(text: str) -> float:
     """An argparse ``type=``: a number > 0 (a memory budget in GB, a fraction...)."""
     try:
