@@ -350,9 +350,12 @@ def test_report_stage_bar_ends_at_total(tiny_decoder, tmp_path, capsys):
     manifest = json.loads((res.out / "manifest.json").read_text(encoding="utf-8"))
     assert [s["stage"] for s in manifest["stages"]] == list(STAGES) == [s["stage"] for s in res.stages]
     status = {s["stage"]: s["status"] for s in manifest["stages"]}
-    assert status["model"] == "skipped" and status["static_export"] == "skipped" and status["neurons"] == "skipped"
-    assert "--neurons" in manifest["stages"][STAGES.index("neurons")]["reason"]
-    assert all(v == "ran" for k, v in status.items() if k not in ("model", "static_export", "neurons")), status
+    optional = ("neurons", "distances", "transliteration")
+    assert status["model"] == "skipped" and status["static_export"] == "skipped"
+    assert all(status[k] == "skipped" for k in optional), status
+    for key in optional:
+        assert f"--{key}" in manifest["stages"][STAGES.index(key)]["reason"]
+    assert all(v == "ran" for k, v in status.items() if k not in ("model", "static_export") + optional), status
     assert "reason" in manifest["stages"][1] and "seconds" in manifest["stages"][0]
 
 

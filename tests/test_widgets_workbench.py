@@ -39,10 +39,12 @@ def test_pipeline_end_to_end_on_a_decoder(tiny_decoder):
     # centered activations: each language's mean removed
     assert np.allclose(wb.centered.data.mean(axis=2), 0.0, atol=1e-4)
     # the tabs hold the explorers, built on these outputs
-    sim, emb, lens, neutral, neurons, steer = wb.tabs.children
-    assert wb.tabs.titles == ("Similarity", "Embeddings", "Logit lens", "Neutrality", "Neurons", "Interventions")
+    sim, emb, lens, neutral, neurons, steer, distances = wb.tabs.children
+    assert wb.tabs.titles == ("Similarity", "Embeddings", "Logit lens", "Neutrality", "Neurons", "Interventions",
+                              "Distances")
     assert isinstance(sim, SimilarityExplorer) and sim is wb.explorers["similarity"]
     assert sim.result is wb.result and sim.acts is wb.acts
+    assert distances is wb.explorers["distances"] and distances.result is wb.result and not distances.tables
     assert isinstance(emb, EmbeddingExplorer) and emb is wb.explorers["embeddings"]
     emb.wait()
     assert isinstance(lens, LogitLensExplorer) and lens.model is tiny_decoder and wb.lens_unavailable is None

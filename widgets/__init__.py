@@ -10,6 +10,8 @@
   block, overlaps between languages, the perplexity change beside its random control.
 - :class:`InterventionsView` (a causal model and activations): steer a prompt toward another language at a
   layer and strength; next-token distribution and continuation with and without.
+- :class:`DistancesView` (a SimilarityResult of every pair): on demand, the correlation of similarity with URIEL+
+  language distances per layer (Mantel r, partial r controlling for script).
 - :class:`Workbench`: one tabbed UI that runs the pipeline and hosts the explorers.
 
 Every explorer updates its figures in place and also works from plain Python: setting a control's
@@ -27,6 +29,7 @@ _EXPORTS = {
     "LogitLensExplorer": ".lens_explorer",
     "NeuronsView": ".neurons_view",
     "InterventionsView": ".interventions_view",
+    "DistancesView": ".distances_view",
     "Workbench": ".workbench",
     "ExportBar": "._base",
     "refresh": "._base",

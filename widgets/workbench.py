@@ -14,7 +14,10 @@ per stage (load model, extract, similarity, centering, logit lens) and tabs:
   language-specific neurons of the corpus and the perplexity change when each language's are switched
   off (:class:`NeuronsView`);
 - "Interventions": steering a prompt from one language toward another at a chosen layer and strength
-  (:class:`InterventionsView`; causal language models only, otherwise a note says why).
+  (:class:`InterventionsView`; causal language models only, otherwise a note says why);
+- "Distances": on demand (a button: URIEL+'s first use takes minutes), the correlation of the similarity
+  results with URIEL+ language distances per layer, Mantel p-values and the partial r controlling for
+  script (:class:`DistancesView`; at least 4 languages).
 
 ``Workbench(...).run()`` runs the same pipeline from a script and returns the workbench, whose
 ``acts``, ``result``, ``centered`` and ``neutrality`` then hold the outputs.
@@ -48,7 +51,7 @@ from ._base import figure_widget
 from ._progress import StageProgress
 
 STAGES = ("load model", "extract", "similarity", "centering", "logit lens")
-TABS = ("Similarity", "Embeddings", "Logit lens", "Neutrality", "Neurons", "Interventions")
+TABS = ("Similarity", "Embeddings", "Logit lens", "Neutrality", "Neurons", "Interventions", "Distances")
 MIN_SENTENCES = 4
 
 
@@ -79,6 +82,8 @@ class Workbench(W.VBox):
     ``similarity``; ``neutrality_split`` is the held-out share of the neutrality tab (None: no
     neutrality). ``autorun=True`` runs the pipeline at once. ``teaching=True`` (or the *Teaching mode*
     button) is the projector layout: figure fonts about 1.5x, no export bars, no run settings.
+    ``distance_options`` go to the Distances tab's :class:`DistancesView` (``source``: ``"urielplus"``, the
+    default, or ``"uriel"``, fast; ``kinds``, ``permutations``).
 
     Attributes: ``run_button``, ``status`` (HTML), ``header`` (HTML), ``progress``
     (:class:`StageProgress`), ``tabs`` (Tab), ``explorers`` (``"similarity"``, ``"embeddings"``,
@@ -91,7 +96,8 @@ class Workbench(W.VBox):
                  layers: Any = "all", pooling: str = "mean",
                  metrics: Sequence[str] = REPORT_METRICS,
                  null_permutations: int = 10, bootstrap: int = 50, autorun: bool = False, cache: bool = True,
-                 neutrality_split: float | None = 0.5, seed: int = 0, teaching: bool = False) -> None:
+                 neutrality_split: float | None = 0.5, seed: int = 0, teaching: bool = False,
+                 distance_options: dict[str, Any] | None = None) -> None:
         if isinstance(sentences, bool) or not isinstance(sentences, (int, np.integer)) or sentences < MIN_SENTENCES:
             raise CorpusError(f"sentences must be an integer >= {MIN_SENTENCES} (the metrics need several "
                               f"sentences per language), got {sentences!r}")
@@ -101,14 +107,15 @@ class Workbench(W.VBox):
         self.pooling = check_pooling(pooling)
         self.layers, self.null_permutations, self.bootstrap = layers, null_permutations, bootstrap
         self.cache, self.seed, self.neutrality_split = bool(cache), int(seed), neutrality_split
+        self.distance_options = dict(distance_options or {})
         self._full_corpus = self._load(corpus, list(languages))
         self.corpus = self._cut(self._full_corpus, list(languages), int(sentences))
         self._model_arg = model
         self.model: ModelHandle | None = model if isinstance(model, ModelHandle) else None
         self.acts = self.result = self.centered = self.neutrality = None
-        self.neurons = self.perplexity = None
+        self.neurons = self.perplexity = self.transliteration = None
         self.explorers: dict[str, Any] = {"similarity": None, "embeddings": None, "lens": None, "neurons": None,
-                                          "interventions": None}
+                                          "interventions": None, "distances": None}
         self.lens_unavailable: str | None = None
         self.elapsed: float | None = None
 
@@ -198,6 +205,7 @@ class Workbench(W.VBox):
             t0 = time.perf_counter()
             self.acts = extract(self.model, self.corpus, layers=self.layers, pooling=self.pooling, cache=self.cache,
                                 progress=False)
+            self._acts_corpus = self.corpus  # the settings may change self.corpus before the next run
             spent = time.perf_counter() - t0
             if spent > 1.0:  # a cache hit says nothing about the rate
                 self.settings.seconds_per_sequence = spent / max(1, len(self.corpus) * len(self.corpus.languages))
@@ -255,9 +263,13 @@ class Workbench(W.VBox):
         sim = SimilarityExplorer(self.result, self.acts)
         emb = EmbeddingExplorer(self.acts, seed=self.seed)
         steer, steer_tab = self._interventions()
-        self.explorers = {"similarity": sim, "embeddings": emb, "lens": lens, "neurons": None, "interventions": steer}
+        from .distances_view import DistancesView
+
+        distances = self._distances_view()
+        self.explorers = {"similarity": sim, "embeddings": emb, "lens": lens, "neurons": None, "interventions": steer,
+                          "distances": distances}
         lens_tab = lens if lens is not None else _note(f"No logit lens for this model: {self.lens_unavailable}")
-        self.tabs.children = [sim, emb, lens_tab, neutral, self._neurons_tab(), steer_tab]
+        self.tabs.children = [sim, emb, lens_tab, neutral, self._neurons_tab(), steer_tab, distances]
         self.tabs.titles = TABS
         self._present()
 
@@ -285,6 +297,44 @@ class Workbench(W.VBox):
         except XlingProbeError as err:
             return None, _note(f"No interventions for this model: {err}")
         return view, view
+
+    def _distances_view(self) -> Any:
+        """The Distances tab: distance correlations on demand, and the transliteration gap when the run has a
+        non-Latin-script language."""
+        from xling_probe.report.transliteration import transliteration_plan
+
+        from .distances_view import DistancesView
+
+        why = None
+        try:
+            transliteration_plan(self._acts_corpus, list(self.acts.languages), self._pivot())
+        except XlingProbeError as err:
+            why = str(err)
+        return DistancesView(self.result, seed=self.seed, **self.distance_options,
+                             transliterate=None if why else self.transliteration_gap, transliteration_unavailable=why)
+
+    def _pivot(self) -> str:
+        langs = list(self.acts.languages)
+        return "en" if "en" in langs else langs[0]
+
+    def transliteration_gap(self, *, n_boot: int | None = None, ci: float = 0.95) -> Any:
+        """The matched - random gap of the run's non-Latin-script languages (against a Latin-script reference) for
+        the original and the uroman-romanized text (:func:`~xling_probe.transliteration.transliteration_gap`):
+        the romanized sentences are extracted as the run extracted the original (layers, pooling, cache);
+        ``n_boot`` default: the run's ``bootstrap``. Stored in ``.transliteration``."""
+        from xling_probe.report.transliteration import transliteration_plan
+        from xling_probe.transliteration import romanize, transliteration_gap
+
+        if self.acts is None or self.model is None:
+            raise XlingProbeError("run the pipeline first (the transliteration compares with its activations)")
+        langs, pairs, _ = transliteration_plan(self._acts_corpus, list(self.acts.languages), self._pivot())
+        roman = romanize(self._acts_corpus.select_languages(langs), cache=self.cache)
+        romanized = extract(self.model, roman, layers=self.layers, pooling=self.pooling, cache=self.cache,
+                            progress=False)
+        self.transliteration = transliteration_gap(self.acts.sel(languages=langs), romanized, pairs=pairs,
+                                                   n_boot=self.bootstrap if n_boot is None else n_boot, ci=ci,
+                                                   seed=self.seed)
+        return self.transliteration
 
     def _neurons_tab(self) -> W.Widget:
         """A button that finds the language neurons (slow: two more passes), then the view in its place."""

@@ -91,6 +91,20 @@ def register(sub) -> None:
                    help="add the language-neuron section: LAPE neurons on 80%% of the sentences, the perplexity "
                         "change when each language's neurons are switched off (and as many random ones) on the "
                         "other 20%% (costs two more passes over the corpus)")
+    g.add_argument("--distances", action="store_true",
+                   help="add the language-distance section: per layer, the Spearman correlation of every pair's "
+                        "similarity (debiased CKA, P@1) with URIEL+ distances and script identity, Mantel p-values "
+                        "and the partial r controlling for script (needs at least 4 languages)")
+    g.add_argument("--distance-source", choices=("urielplus", "uriel"), default="urielplus",
+                   help="the distances of --distances: urielplus, URIEL with its integrated databases (the first "
+                        "run integrates them once, 1-4 min, then cached); uriel, the original arrays, fast "
+                        "(default: urielplus)")
+    g.add_argument("--distance-permutations", type=positive_int, default=999,
+                   help="Mantel permutations of --distances (default: 999)")
+    g.add_argument("--transliteration", action="store_true",
+                   help="add the transliteration section: translation vs random pairs for the original and the "
+                        "romanized (uroman) text of the non-Latin-script languages, per layer with bootstrap "
+                        "intervals (one more pass over those languages' sentences)")
     add_seq2seq_options(p)
     add_out_options(p)
     p.set_defaults(func=run)
@@ -119,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
         drift_items=args.drift_items, shots=args.shots, batch_size=args.batch_size, max_length=args.max_length,
         static=not args.no_static, dpi=args.dpi, seed=args.seed, force=args.force,
         load_options=model_options, extract_options=seq2seq, neurons=args.neurons,
+        distances={"source": args.distance_source, "permutations": args.distance_permutations} if args.distances
+        else False,
+        transliteration=args.transliteration,
         cache=not args.no_cache,
     )
     for note in result.notes:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import XlingProbeError
-from .stages import drift_sections, neuron_stage, drift_unavailable
+from .stages import distance_stage, drift_sections, drift_unavailable, neuron_stage, transliteration_stage
 
 if TYPE_CHECKING:  # annotations only: the CLI reads this module's defaults without importing torch
     from ..data.corpus import ParallelCorpus
@@ -34,7 +34,7 @@ DEFAULT_LIMIT = 60
 REPORT_METRICS = ("cka_debiased", "p@1", "anc", "mexa")
 #: The report's stages in the order they run; each one either runs or is skipped with a reason.
 STAGES = ("corpus", "model", "extract", "similarity", "cross_layer", "neutrality", "embedding", "drift",
-          "neurons", "static_export", "write")
+          "neurons", "distances", "transliteration", "static_export", "write")
 
 
 @dataclass
@@ -158,6 +158,8 @@ def build_report(
     store_dtype: str = "float32",
     max_memory_gb: float = 2.0,
     neurons: bool | dict[str, Any] = False,
+    distances: bool | dict[str, Any] = False,
+    transliteration: bool | dict[str, Any] = False,
     cache: bool = True,
 ) -> ReportResult:
     """Run every stage and write the report into ``out`` (refused when not empty unless ``force``).
@@ -182,6 +184,20 @@ def build_report(
     perplexity-change matrix with its random control on the other 20%; :mod:`xling_probe.report.neurons`).
     It is off by default: it runs the model over the corpus twice more. A dict turns it on with options of
     :func:`~xling_probe.report.neurons.run_neuron_analysis` (``fraction``, ``min_tokens``, ``heldout``...).
+    ``distances=True`` adds the language-distance section (:mod:`xling_probe.report.distances`): per layer, the
+    Spearman correlation of the run's every-pair similarity (debiased CKA and P@1, those of ``metrics`` the run
+    has) with each URIEL+ distance kind and script identity, seeded Mantel p-values and the partial r controlling
+    for script. A dict turns it on with options: ``source`` (``"urielplus"``, default: the first use integrates
+    URIEL+'s databases, 1-4 min, then cached; ``"uriel"``: the original arrays, seconds), ``kinds``,
+    ``permutations`` (999), ``metrics``, ``alpha`` (0.05). Skipped with a reason below 4 languages.
+    ``transliteration=True`` adds the transliteration section (:mod:`xling_probe.report.transliteration`): the
+    matched - random gap of the run's non-Latin-script languages (scripts read from the text) against a
+    Latin-script reference, for the original and the uroman-romanized text, per layer with bootstrap intervals
+    (``bootstrap`` resamples); it extracts the romanized sentences once more. A dict passes ``n_boot``, ``ci``,
+    ``max_languages``. Skipped with a reason when every language is in Latin script.
+    The neutrality stage also fits a least-squares map of every language into the pivot on its fit split and
+    reports, per layer, its held-out retrieval beside its orthogonality deviation and singular-value spread
+    (:mod:`xling_probe.report.linear_map`, ``tables/map_quality.csv``).
     ``cache=False`` computes the activations and the drift again instead of reading (or writing) the cache.
     """
     from ..measures.registry import parse_metrics
@@ -196,14 +212,15 @@ def build_report(
                       words=words, metrics=metrics, null_permutations=null_permutations, bootstrap=bootstrap, drift_items=drift_items, shots=shots,
                       batch_size=batch_size, max_length=max_length, static=static, dpi=dpi, seed=seed,
                       progress=progress, store=store, store_dtype=store_dtype, max_memory_gb=max_memory_gb,
-                      neurons=neurons, cache=cache)
+                      neurons=neurons, distances=distances, transliteration=transliteration, cache=cache)
     finally:
         stages.bar.close()
 
 
 def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, extract_options, *, words, metrics,
            null_permutations, bootstrap, drift_items, shots, batch_size, max_length, static, dpi, seed,
-           progress, store=None, store_dtype="float32", max_memory_gb=2.0, neurons=False, cache=True) -> ReportResult:
+           progress, store=None, store_dtype="float32", max_memory_gb=2.0, neurons=False, distances=False,
+           transliteration=False, cache=True) -> ReportResult:
     """The stages of :func:`build_report`. The corpus is loaded and its languages checked before
     the model is loaded: a typo in a language code must not cost a model load."""
     from ..data.corpus import ParallelCorpus, load_corpus
@@ -231,12 +248,17 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
         extract_options = {**extract_options, "store": store, "store_dtype": store_dtype}
     acts = stages.run("extract", extract, handle, source, pooling="mean", batch_size=batch_size, max_length=max_length,
                       progress=progress, cache=cache, **extract_options)
-    sections, tables, figures = _analyses(stages, handle, acts, notes, drift_pairs, words=words, metrics=metrics,
+    sections, tables, figures, grid = _analyses(stages, handle, acts, notes, drift_pairs, words=words, metrics=metrics,
                                           null_permutations=null_permutations, bootstrap=bootstrap,
                                           drift_items=drift_items, shots=shots, seed=seed, progress=progress,
                                           max_memory_gb=max_memory_gb, cache=cache)
     neuron_stage(stages, handle, corpus, sections, tables, figures, notes, enabled=neurons, seed=seed,
                   batch_size=batch_size, max_length=max_length, progress=progress)
+    distance_stage(stages, grid, sections, tables, figures, notes, enabled=distances, seed=seed)
+    pivot = "en" if "en" in acts.languages else acts.languages[0]
+    transliteration_stage(stages, handle, corpus, acts, sections, tables, figures, notes, enabled=transliteration,
+                          pivot=pivot, bootstrap=bootstrap, seed=seed, batch_size=batch_size, max_length=max_length,
+                          progress=progress, cache=cache, extract_options=extract_options)
     from .write import write_all
 
     files = write_all(out, stages, handle, acts, sections, tables, figures, notes, static=static, dpi=dpi, settings={
@@ -249,7 +271,10 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
         "corpus": {k: v for k, v in corpus.meta.items() if isinstance(v, (str, int, float, bool))},
         "limit": limit, "words": str(words) if words is not None else "bundled xling_probe/data/words.csv",
         "store": str(store) if store is not None else None, "store_dtype": store_dtype if store is not None else None,
-        "max_memory_gb": max_memory_gb, "neurons": neurons if isinstance(neurons, dict) else bool(neurons), "cache": cache,
+        "max_memory_gb": max_memory_gb, "neurons": neurons if isinstance(neurons, dict) else bool(neurons),
+        "distances": distances if isinstance(distances, dict) else bool(distances),
+        "transliteration": transliteration if isinstance(transliteration, dict) else bool(transliteration),
+        "cache": cache,
     })
     return ReportResult(out=out, files=files, timings=stages.timings, notes=notes, figures=figures,
                         stages=stages.record())
@@ -262,9 +287,9 @@ def _title(label: str) -> str:
 
 def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_permutations, bootstrap, drift_items,
               shots, seed, progress, max_memory_gb=2.0, cache=True):
-    """Run the analyses and build the figures; returns (sections, tables name -> DataFrame, figures id -> Figure)."""
+    """Run the analyses and build the figures; returns (sections, tables name -> DataFrame, figures id -> Figure,
+    the every-pair SimilarityResult that the distance stage correlates)."""
     from .. import plots
-    from ..centering.evaluate import neutrality
     from ..measures.engine import cross_layer_similarity
     from .captions import describe_curve, describe_heatmap, describe_mexa
     from .html import TEXTS, Section
@@ -330,11 +355,16 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
     sections.append(Section("cross_layer", f"Layer x layer: {cross.lang_a} vs {cross.lang_b}", TEXTS["cross_layer"],
                             [("cross_layer", figs["cross_layer"])], ["tables/cross_layer.csv"]))
 
-    rep = stages.run("neutrality", neutrality, acts, 0.5, seed=seed, progress=progress)
+    rep, quality = stages.run("neutrality", _neutrality_and_map, acts, pivot, notes, seed=seed, progress=progress)
     tables["neutrality"], tables["neutrality_summary"] = rep.to_dataframe(), rep.summary()
     figs["neutrality"] = plots.neutrality_curves(rep)
     sections.append(Section("neutrality", "Language neutrality: raw vs centered", TEXTS["neutrality"],
                             [("neutrality", figs["neutrality"])], ["tables/neutrality.csv", "tables/neutrality_summary.csv"]))
+    if quality is not None:
+        from .linear_map import map_quality_section
+
+        section, more_tables, _ = map_quality_section(quality)
+        sections.append(section), tables.update(more_tables)
 
     shown = map_languages(langs, pivot)
     on_map = acts if len(shown) == len(langs) else acts.sel(languages=shown)
@@ -351,4 +381,19 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
     else:
         stages.run("drift", drift_sections, handle, drift_pairs, sections, tables, figs, notes, words=words,
                    items=drift_items, shots=shots, seed=seed, progress=progress, cache=cache)
-    return sections, tables, figs
+    return sections, tables, figs, grid
+
+
+def _neutrality_and_map(acts, pivot, notes, *, seed, progress):
+    """The neutrality report (held-out split 0.5) and, on its split, the linear map's quality (None + a note
+    when it cannot be fitted)."""
+    from ..centering.evaluate import neutrality
+    from .linear_map import linear_map_quality
+
+    rep = neutrality(acts, 0.5, seed=seed, progress=progress)
+    try:
+        quality = linear_map_quality(acts, rep.fit_ids, rep.heldout_ids, pivot)
+    except XlingProbeError as err:
+        notes.append(f"no linear-map section: {err}")
+        quality = None
+    return rep, quality

@@ -92,3 +92,87 @@ def drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words,
             figs["lens"] = plots.lens_heatmap(first_table, title=f"Logit lens: {src} → {tgt}, one prompt")
             sections.append(Section("lens", "Logit lens on one prompt", TEXTS["lens"], [("lens", figs["lens"])],
                                     ["tables/lens_positions.csv"]))
+
+
+def _options(enabled) -> dict:
+    return dict(enabled) if isinstance(enabled, dict) else {}
+
+
+def distance_stage(stages, grid, sections, tables, figs, notes, *, enabled, seed) -> None:
+    """The language-distance section when asked for (``distances=True`` or a dict of options: ``kinds``,
+    ``source`` ("urielplus" | "uriel"), ``permutations``, ``metrics``, ``alpha``); else skipped with the reason.
+    ``grid``: the run's every-pair SimilarityResult. Fewer than 4 languages, no URIEL+ or an error of the
+    analysis skip it with a note (the other sections stand)."""
+    if not enabled:
+        stages.skip("distances", "not requested (distances=True / --distances adds the URIEL+ distance section)")
+        return
+    from .distances import ALPHA, MIN_LANGUAGES, distance_section, run_distance_analysis
+    from .html import Section
+
+    options = {"seed": seed, **_options(enabled)}
+    alpha = float(options.pop("alpha", ALPHA))
+    if len(grid.languages) < MIN_LANGUAGES:
+        why = (f"language distances skipped: a Mantel test over language pairs needs at least {MIN_LANGUAGES} "
+               f"languages, this run has {len(grid.languages)} ({', '.join(grid.languages)})")
+        notes.append(why)
+        sections.append(Section("distances", "Language distance vs similarity (skipped)", "", notes=[why]))
+        stages.skip("distances", why)
+        return
+
+    def run():
+        dist, table = run_distance_analysis(grid, **options)
+        section, more_tables, more_figs = distance_section(dist, table, alpha=alpha)
+        sections.append(section), tables.update(more_tables), figs.update(more_figs)
+
+    try:
+        stages.run("distances", run)
+    except (XlingProbeError, ImportError) as err:  # no urielplus, a bad kind...: the other sections still stand
+        why = f"language distances skipped: {err}"
+        notes.append(why)
+        sections.append(Section("distances", "Language distance vs similarity (skipped)", "", notes=[why]))
+
+
+def transliteration_stage(stages, handle, corpus, acts, sections, tables, figs, notes, *, enabled, pivot, bootstrap,
+                          seed, batch_size, max_length, progress, cache, extract_options) -> None:
+    """The transliteration section when asked for (``transliteration=True`` or a dict of options of
+    :func:`~xling_probe.report.transliteration.run_transliteration_analysis`: ``n_boot``, ``ci``,
+    ``max_languages``); else skipped with the reason. Skipped with a note when the run has no non-Latin-script
+    language, for the decoder stack of an encoder-decoder model (its input is read by the encoder), or when
+    romanization is unavailable."""
+    if not enabled:
+        stages.skip("transliteration", "not requested (transliteration=True / --transliteration adds the section)")
+        return
+    from .html import Section
+    from .transliteration import run_transliteration_analysis, transliteration_plan, transliteration_section
+
+    def skipped(why: str) -> None:
+        why = f"transliteration skipped: {why}"
+        notes.append(why)
+        sections.append(Section("transliteration", "Transliteration (skipped)", "", notes=[why]))
+
+    if handle.stack == "decoder":
+        why = ("the decoder stack of an encoder-decoder model reads its sentences through the encoder; romanize the "
+               "corpus (xp.romanize) and compare the stacks yourself")
+        stages.skip("transliteration", why)
+        skipped(why)
+        return
+    options = {"n_boot": bootstrap, "seed": seed, **_options(enabled)}
+    try:
+        transliteration_plan(corpus, list(acts.languages), pivot,
+                             **({"max_languages": options["max_languages"]} if "max_languages" in options else {}))
+    except XlingProbeError as err:
+        stages.skip("transliteration", str(err))
+        skipped(str(err))
+        return
+
+    def run():
+        table, scripts = run_transliteration_analysis(handle, corpus, acts, pivot=pivot, batch_size=batch_size,
+                                                      max_length=max_length, progress=progress, cache=cache,
+                                                      extract_options=extract_options, **options)
+        section, more_tables, more_figs = transliteration_section(table, scripts)
+        sections.append(section), tables.update(more_tables), figs.update(more_figs)
+
+    try:
+        stages.run("transliteration", run)
+    except XlingProbeError as err:  # e.g. uroman missing
+        skipped(str(err))
