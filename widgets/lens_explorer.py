@@ -81,7 +81,7 @@ class LogitLensExplorer(W.VBox):
 
     def __init__(self, model: Any, *, words: Any = None, source: str = "fr", target: str = "zh", latent: str = "en",
                  shots: int = 3, top_k: int = 5, prompt: str | None = None, seed: int = 0,
-                 run_languages: Sequence[str] | None = None) -> None:
+                 run_languages: Sequence[str] | None = None, tuned: Any = None) -> None:
         handle = model if isinstance(model, ModelHandle) else load_model(model)
         self.model = check_lens_model(handle)
         self.words = load_words(words)
@@ -96,13 +96,16 @@ class LogitLensExplorer(W.VBox):
         if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
             raise LensError(f"shots must be an integer >= 0, got {shots!r}")
         self.top_k, self.shots, self.seed = int(top_k), int(shots), int(seed)
+        from xling_probe.lens.tuned import checked_tuned
+
+        self.tuned = checked_tuned(tuned, self.model)
         self.log = WidgetLog(type(self).__name__)
         self.n_runs = 0  # prompts sent through the model (cache misses)
         self.busy_log: list[str] = []  # every "computing …" status shown, in order
         self.error: str | None = None  # the last error shown in .status (None after a good run)
         self.notes: list[str] = []  # languages left out of the curves on screen, and why
-        self._lens: dict[str, PromptLens] = {}  # text -> its lens (table + raw last-position states)
-        self._curves: dict[tuple[str, str, int], np.ndarray] = {}
+        self._lens: dict[tuple[str, str], PromptLens] = {}  # (lens kind, text) -> its lens (table + last states)
+        self._curves: dict[tuple[str, str, str, int], np.ndarray] = {}
         self._held = 0
         self._checked = False
         self._shown: tuple[str, int] | None = None  # (prompt text, item index) on screen
@@ -120,6 +123,12 @@ class LogitLensExplorer(W.VBox):
         default = tuple(dict.fromkeys(c for c in (lat, src, tgt) if c in offered))
         self.languages = W.SelectMultiple(options=langs, value=default, rows=min(6, len(langs)), description="Curves")
         self.color = W.ToggleButtons(options=("prob", "entropy"), value="prob", description="Colour")
+        self.lens_kind = W.ToggleButtons(
+            options=(("logit lens", "logit"), ("tuned lens", "tuned")), value="logit", description="Lens",
+            disabled=tuned is None,
+            tooltips=("unembed(final_norm(h_l))",
+                      "unembed(final_norm(h_l + A_l h_l + b_l)), translators trained on multilingual text"
+                      if tuned is not None else "no tuned lens given: Workbench(..., tuned_lens=xp.train_tuned_lens(model))"))
         self.status = W.HTML("")
         self.figures = {name: figure_widget() for name in FIGURES}
         self.export_choice = W.Dropdown(options=FIGURES, value="heatmap", description="Figure",
@@ -133,10 +142,11 @@ class LogitLensExplorer(W.VBox):
         self.item.observe(self._on_item, "value")
         self.languages.observe(lambda _: self._guarded(lambda: self._render(heatmap=False)), "value")
         self.color.observe(lambda _: self._guarded(lambda: self._render(languages=False)), "value")
+        self.lens_kind.observe(lambda _: self._guarded(self._on_lens_kind), "value")
         self.run_button.on_click(lambda _: self.run())
         self._sync_mode()
         super().__init__([
-            W.HBox([self.mode, self.color]), W.HBox([self.source, self.target, self.item]),
+            W.HBox([self.mode, self.color, self.lens_kind]), W.HBox([self.source, self.target, self.item]),
             W.HBox([self.prompt, W.VBox([self.run_button, self.languages])]), self.status,
             self.figures["heatmap"], self.figures["languages"], W.HBox([self.export_choice, self.export_bar]),
         ])
@@ -171,7 +181,7 @@ class LogitLensExplorer(W.VBox):
     @property
     def table(self) -> PositionTable | None:
         """The lens table on screen."""
-        return self._lens[self._shown[0]].table if self._shown else None
+        return self._lens[(self.lens_kind.value, self._shown[0])].table if self._shown else None
 
     # ------------------------------------------------------------------ computing (cached)
     def _offered(self, run_languages: Sequence[str] | None) -> list[str]:
@@ -204,19 +214,22 @@ class LogitLensExplorer(W.VBox):
         return p.text, k
 
     def _prompt_lens(self, text: str) -> PromptLens:
-        if text not in self._lens:
+        kind = self.lens_kind.value
+        if (kind, text) not in self._lens:
             what = "item prompt" if self.mode.value == MODES[0] else "prompt"
-            self.status.value = (f"<span style='color:#1f5fa8'>⏳ computing the logit lens of the {what} "
+            self.status.value = (f"<span style='color:#1f5fa8'>⏳ computing the {kind} lens of the {what} "
                                  f"({len(text)} characters, {self.source.value} → {self.target.value})…</span>")
             self.busy_log.append(self.status.value)
-            self._lens[text] = prompt_lens(self.model, text, top_k=self.top_k, check=not self._checked)
+            self._lens[(kind, text)] = prompt_lens(self.model, text, top_k=self.top_k, check=not self._checked,
+                                                   tuned=self.tuned if kind == "tuned" else None)
             self._checked = True
             self.n_runs += 1
-        return self._lens[text]
+        return self._lens[(kind, text)]
 
     def _curves_for(self, text: str, k: int, notes: list[str]) -> dict[str, tuple[str, np.ndarray]]:
         """P(token set of the item's word) per layer for each chosen language (cached per text)."""
         words, todo = {}, {}
+        kind = self.lens_kind.value
         for lang in self.languages.value:
             alts = self.words.alternatives(lang, k) if k >= 0 else ()
             if not alts:
@@ -227,19 +240,22 @@ class LogitLensExplorer(W.VBox):
                 notes.append(f"the {lang} word '{alts[0]}' has an empty token set in this tokenizer")
                 continue
             words[lang] = alts[0]
-            if (text, lang, k) not in self._curves:
+            if (kind, text, lang, k) not in self._curves:
                 todo[lang] = ids
         if todo:
-            for lang, p in self._lens[text].probabilities(todo).items():
-                self._curves[(text, lang, k)] = p
-        return {lang: (w, self._curves[(text, lang, k)]) for lang, w in words.items()}
+            for lang, p in self._lens[(kind, text)].probabilities(todo).items():
+                self._curves[(kind, text, lang, k)] = p
+        return {lang: (w, self._curves[(kind, text, lang, k)]) for lang, w in words.items()}
 
     # ------------------------------------------------------------------ rendering
     def _render(self, *, heatmap: bool = True, languages: bool = True) -> None:
         if self._shown is None:
             return
         text, k = self._shown
-        table = self._lens[text].table
+        kind = self.lens_kind.value
+        if (kind, text) not in self._lens:
+            return
+        table = self._lens[(kind, text)].table
         notes: list[str] = []
         if heatmap:
             refresh(self.figures["heatmap"], lens_heatmap(table, color=self.color.value))
@@ -248,12 +264,13 @@ class LogitLensExplorer(W.VBox):
             concept = self.words.concepts[k] if k >= 0 else "?"
             curves = self._curves_for(text, k, notes)
             refresh(self.figures["languages"], language_curves(
-                table.layers, curves, title=f"'{concept}': lens probability of its word at the last position"))
+                table.layers, curves,
+                title=f"'{concept}': {kind}-lens probability of its word at the last position"))
             self.log.bump("languages")
         if languages:
             self.notes = notes
         self.error = None
-        head = f"{len(table.input_ids)} tokens, {len(table.layers)} layers"
+        head = f"{len(table.input_ids)} tokens, {len(table.layers)} layers, read through the {kind} lens"
         if self.mode.value == MODES[0] and k >= 0:
             expected = escape(self.words.word(self.target.value, k), quote=False)
             head += f"; the prompt asks for {self.target.value} '{expected}'"
@@ -302,6 +319,17 @@ class LogitLensExplorer(W.VBox):
             kept = [c for c in self.languages.value if c not in old]  # the curves follow the direction
             self.languages.value = tuple(dict.fromkeys(kept + list(self._direction)))
         self._on_item(None)
+
+    def _on_lens_kind(self) -> None:
+        """Read the shown prompt through the other lens (one model run the first time, cached after)."""
+        if self._shown is None:
+            return
+        try:
+            self._prompt_lens(self._shown[0])
+        except Exception as err:  # noqa: BLE001 - shown in the widget
+            self._fail(err)
+            return
+        self._render()
 
     def _on_item(self, _change: Any) -> None:
         if self._held:

@@ -83,7 +83,9 @@ class Workbench(W.VBox):
     neutrality). ``autorun=True`` runs the pipeline at once. ``teaching=True`` (or the *Teaching mode*
     button) is the projector layout: figure fonts about 1.5x, no export bars, no run settings.
     ``distance_options`` go to the Distances tab's :class:`DistancesView` (``source``: ``"urielplus"``, the
-    default, or ``"uriel"``, fast; ``kinds``, ``permutations``).
+    default, or ``"uriel"``, fast; ``kinds``, ``permutations``). ``tuned_lens``: a
+    :class:`~xling_probe.lens.TunedLens` of the model (``xp.train_tuned_lens(model)``) offered next to
+    the logit lens in the Logit-lens tab.
 
     Attributes: ``run_button``, ``status`` (HTML), ``header`` (HTML), ``progress``
     (:class:`StageProgress`), ``tabs`` (Tab), ``explorers`` (``"similarity"``, ``"embeddings"``,
@@ -97,7 +99,7 @@ class Workbench(W.VBox):
                  metrics: Sequence[str] = REPORT_METRICS,
                  null_permutations: int = 10, bootstrap: int = 50, autorun: bool = False, cache: bool = True,
                  neutrality_split: float | None = 0.5, seed: int = 0, teaching: bool = False,
-                 distance_options: dict[str, Any] | None = None) -> None:
+                 distance_options: dict[str, Any] | None = None, tuned_lens: Any = None) -> None:
         if isinstance(sentences, bool) or not isinstance(sentences, (int, np.integer)) or sentences < MIN_SENTENCES:
             raise CorpusError(f"sentences must be an integer >= {MIN_SENTENCES} (the metrics need several "
                               f"sentences per language), got {sentences!r}")
@@ -108,6 +110,7 @@ class Workbench(W.VBox):
         self.layers, self.null_permutations, self.bootstrap = layers, null_permutations, bootstrap
         self.cache, self.seed, self.neutrality_split = bool(cache), int(seed), neutrality_split
         self.distance_options = dict(distance_options or {})
+        self.tuned_lens = tuned_lens
         self._full_corpus = self._load(corpus, list(languages))
         self.corpus = self._cut(self._full_corpus, list(languages), int(sentences))
         self._model_arg = model
@@ -247,7 +250,8 @@ class Workbench(W.VBox):
             return None
         try:
             with self.progress.stage("logit lens"):
-                return LogitLensExplorer(self.model, seed=self.seed, run_languages=list(self.corpus.languages))
+                return LogitLensExplorer(self.model, seed=self.seed, run_languages=list(self.corpus.languages),
+                                         tuned=self.tuned_lens)
         except LensError as err:  # e.g. a context too short for the k-shot prompts
             self.lens_unavailable = f"the logit lens could not start: {err}"
             return None

@@ -35,7 +35,8 @@ from .measures.engine import cross_layer_similarity, similarity
 from .measures.result import CrossLayerResult, SimilarityResult
 from .centering.estimators import LanguageCentering, LinearProjection
 from .centering.evaluate import NeutralityReport, neutrality
-from .lens import DriftResult, language_drift, language_shares, lens_table, load_words
+from .lens import (DriftResult, TunedLens, compare_lenses, language_drift, language_shares, lens_table, load_words,
+                   train_tuned_lens)
 from .neurons import (
     ActivationProbabilities,
     LanguageNeurons,
@@ -112,6 +113,9 @@ __all__ = [
     "Activations",
     "CrossLayerResult",
     "DriftResult",
+    "TunedLens",
+    "compare_lenses",
+    "train_tuned_lens",
     "LanguageCentering",
     "LinearProjection",
     "NeutralityReport",

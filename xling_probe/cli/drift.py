@@ -40,6 +40,11 @@ def register(sub) -> None:
     g.add_argument("--n-boot", type=positive_int, default=1000, help="bootstrap resamples (default: 1000)")
     g.add_argument("--no-cache", action="store_true",
                    help="compute the drift again instead of reading (or writing) the cached result")
+    g.add_argument("--lens", choices=["logit", "tuned"], default="logit",
+                   help="read the layers through the logit lens or a tuned lens (default: logit). 'tuned' trains one "
+                        "on the bundled multilingual sample (cached after the first time) unless --tuned-lens names one")
+    g.add_argument("--tuned-lens", default=None, metavar="PATH",
+                   help="a lens.npz written by `xling-probe tuned-lens` (implies --lens tuned)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty unless --force)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     p.set_defaults(func=run)
@@ -60,13 +65,29 @@ def run(args: argparse.Namespace) -> int:
                 f"--source and --target are both {target!r}: translating a language into itself is the "
                 "repetition task; use --task repetition --target " + target
             )
+    tuned_path = None
+    if args.tuned_lens is not None:
+        from pathlib import Path
+
+        tuned_path = Path(args.tuned_lens)
+        if not tuned_path.is_file():
+            raise XlingProbeError(f"--tuned-lens {tuned_path}: no such file (write one with `xling-probe tuned-lens`)")
     out = prepare_out(args.out, force=args.force)
     model = load_model_from(args)
+    tuned = None
+    if tuned_path is not None:
+        from ..lens import TunedLens
+
+        tuned = TunedLens.load(tuned_path)
+    elif args.lens == "tuned":
+        from ..lens import train_tuned_lens
+
+        tuned = train_tuned_lens(model)
     result = language_drift(
         model, words, source=args.source, target=args.target, latent=args.latent, task=args.task,
         shots=args.shots, seed=args.seed, single_token=args.single_token, drop_overlap=not args.keep_overlap,
         drop_substring=not args.keep_overlap, limit=args.limit, batch_size=args.batch_size, n_boot=args.n_boot,
-        cache=not args.no_cache,
+        cache=not args.no_cache, tuned=tuned,
     )
     result.to_dataframe().to_csv(out / "curves.csv", index=False)
     result.items_dataframe().to_csv(out / "items.csv", index=False)

@@ -14,7 +14,8 @@ Modules: :mod:`.core` (the lens, chunked statistics), :mod:`.words` (word lists)
 (drift statistics), :mod:`.intervals` (bootstrap and Gaussian intervals), :mod:`.shares` (script/language shares of free
 text), :mod:`.positions` (layer x position table), :mod:`.prompt` (:func:`prompt_lens`: the lens of one
 prompt, its table and per-layer P(token set) curves, as the logit-lens widget shows them), :mod:`.cache`
-(the checksummed on-disk cache of drift results and position tables, keyed like the activation cache).
+(the checksummed on-disk cache of drift results and position tables, keyed like the activation cache),
+:mod:`.tuned` (a tuned lens trained on multilingual text: :func:`train_tuned_lens`, :func:`compare_lenses`).
 """
 
 from .core import Lens, LensStats, check_final_logits, check_lens_model, lens_stats
@@ -26,11 +27,19 @@ from .shares import SharesResult, language_shares, script_of
 from .intervals import mean_intervals
 from .tokensets import DropReport, ItemSets, TokenScheme, TokenSet, build_item_sets, token_scheme, token_set
 from .words import WordList, bundled_words_path, load_words
+from .tuned import LENS_KINDS, TunedLens
+from .tuned_eval import LensComparison, compare_lenses
+from .tuned_fit import train_tuned_lens
 
 __all__ = [
     "METRICS",
     "DriftResult",
     "DropReport",
+    "LENS_KINDS",
+    "LensComparison",
+    "TunedLens",
+    "compare_lenses",
+    "train_tuned_lens",
     "ItemSets",
     "Lens",
     "LensStats",

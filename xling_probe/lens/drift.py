@@ -29,6 +29,7 @@ import torch
 
 from ..errors import LensError
 from .cache import ResultCache, digest, json_safe, model_fields
+from .tuned import checked_tuned
 from .core import DEFAULT_CHUNK_ELEMENTS, Lens, check_final_logits, encode, lens_stats, run_batches
 from .prompts import TASKS, build_prompts
 from .intervals import STATS, mean_intervals
@@ -226,6 +227,7 @@ def language_drift(
     recipe: str | None = None,
     cache: bool = True,
     cache_root: str | Path | None = None,
+    tuned: Any = None,
 ) -> DriftResult:
     """Per-layer P(target), P(latent), P(source), entropy, rank and KL for ``source -> target``.
 
@@ -257,6 +259,10 @@ def language_drift(
     ``cache=True`` stores the result under the cache root (:mod:`xling_probe.lens.cache`), keyed by the
     model fingerprint, the prompts and token sets run and every setting; a repeated call loads it
     without running the model.
+
+    ``tuned``: a :class:`~xling_probe.lens.tuned.TunedLens` of this model (:func:`~xling_probe.lens.train_tuned_lens`)
+    reads every layer through its translators instead of the plain logit lens (the last layer is the
+    same for both); ``result.meta["lens_kind"]`` says which lens was used.
     """
     from ..recipes import DRIFT_RECIPES, resolve
 
@@ -270,6 +276,7 @@ def language_drift(
     from tqdm.auto import tqdm
 
     lens = Lens(model)
+    tuned = checked_tuned(tuned, model)
     if task not in TASKS:
         raise LensError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     words = load_words(items)
@@ -314,7 +321,8 @@ def language_drift(
             "seed": seed, "single_token": single_token, "recipe": rec.name if rec is not None else None,
             "first_byte_languages": list(chosen["first_byte_languages"]), "layers": layers,
             "demonstrations_from": chosen["demonstrations_from"], "batch_size": batch_size, "level": level,
-            "n_boot": n_boot, "check": check, "chunk_elements": chunk_elements}, root=cache_root)
+            "n_boot": n_boot, "check": check, "chunk_elements": chunk_elements,
+            **({"tuned_lens": tuned.digest} if tuned is not None else {})}, root=cache_root)
         hit = entry.load()
         if hit is not None:
             return _from_cache(*hit)
@@ -325,6 +333,8 @@ def language_drift(
         for idx, inputs, states in run_batches(model, rows, layers, keep="last", batch_size=batch_size, progress=bar,
                                                decoder_prefix=_decoder_prefix(model, tgt)):
             resid = torch.stack([states[layer] for layer in layers])  # [layers, B, d]
+            if tuned is not None:
+                resid = tuned.translate(resid, layers)  # the last layer stays the model's own state
             if check and check_diff is None:
                 check_diff = check_final_logits(model, lens, inputs, states[final])
             stats = lens_stats(
@@ -349,7 +359,10 @@ def language_drift(
               "demonstrations_from": chosen["demonstrations_from"], "seed": seed,
               "single_token": single_token, "n_boot": n_boot, "words": words.meta.get("source", "?"),
               "final_logits_max_abs_diff": check_diff,
-              "lens": "logits_l = unembed(final_norm(h_l)), softmax in float32, last position"},
+              "lens": ("logits_l = unembed(final_norm(h_l)), softmax in float32, last position" if tuned is None else
+                       "logits_l = unembed(final_norm(h_l + A_l h_l + b_l)) (tuned lens), softmax in float32, last position"),
+              "lens_kind": "logit" if tuned is None else "tuned",
+              "tuned_lens": None if tuned is None else tuned.digest},
     )
     if entry is not None:
         entry.save(*_to_cache(result))

@@ -27,6 +27,7 @@ from .core import DEFAULT_CHUNK_ELEMENTS, Lens, check_final_logits, encode, lens
 from .positions import PositionTable
 from .prompts import Prompt
 from .tokensets import TokenSet
+from .tuned import checked_tuned
 
 #: A token set as :func:`prompt_lens` takes it: a :class:`TokenSet` or token ids.
 TokenIds = TokenSet | Sequence[int]
@@ -57,6 +58,8 @@ class PromptLens:
     #: the raw residual states at the last position ``[layer, 1, d]``, and the lens that reads them
     last_states: torch.Tensor | None = field(default=None, repr=False)
     lens: Lens | None = field(default=None, repr=False)
+    #: "logit", or "tuned" when read through a tuned lens (``last_states`` are then the translated states)
+    lens_kind: str = "logit"
 
     def probabilities(self, sets: Mapping[str, TokenIds]) -> dict[str, np.ndarray]:
         """``[layer]`` P(token set) at the last position of each of ``sets``, from the kept states
@@ -82,7 +85,7 @@ class PromptLens:
             return self
         curves = {**self.curves, **self.probabilities(new)}
         return PromptLens(model=self.model, prompt=self.prompt, layers=self.layers, table=self.table, curves=curves,
-                          last_states=self.last_states, lens=self.lens)
+                          last_states=self.last_states, lens=self.lens, lens_kind=self.lens_kind)
 
     def sel(self, name: str, layer: int | Sequence[int] | str | None = None) -> float | np.ndarray:
         """P(token set ``name``) at one ``layer`` (a float) or over several / all layers (an array)."""
@@ -126,13 +129,15 @@ def prompt_lens(
     top_k: int = 5,
     check: bool = True,
     chunk_elements: int | None = DEFAULT_CHUNK_ELEMENTS,
+    tuned: Any = None,
 ) -> PromptLens:
     """Run the lens on one prompt: the layer x position table and P(token set) per layer at the last position.
 
     ``sets`` maps a name (e.g. a language code) to a :class:`TokenSet` or token ids; more can be added
     later with :meth:`PromptLens.with_sets` without a model run. Every residual-stream layer is read
     (0 = embeddings, l = output of block l - 1). ``check`` verifies that the lens at the last layer
-    reproduces the model's own logits. One forward pass of the model.
+    reproduces the model's own logits. One forward pass of the model. ``tuned``: a
+    :class:`~xling_probe.lens.tuned.TunedLens` of this model reads every layer through its translators.
     """
     text = prompt.text if isinstance(prompt, Prompt) else prompt
     if not isinstance(text, str) or not text:
@@ -147,8 +152,11 @@ def prompt_lens(
     if check:
         check_final_logits(model, lens, inputs, states[final][:, -1])
     resid = torch.stack([states[layer][0] for layer in layers])  # [L, T, d]; one row, so no padding
+    if checked_tuned(tuned, model) is not None:
+        resid = tuned.translate(resid, layers)
     stats = lens_stats(lens, resid, states[final][0], top_k=int(top_k), chunk_elements=chunk_elements)
     table = PositionTable.from_stats(model.name, text, layers, rows[0], stats, model.tokenizer)
     result = PromptLens(model=model.name, prompt=text, layers=tuple(layers), table=table,
-                        last_states=resid[:, -1:].clone(), lens=lens)
+                        last_states=resid[:, -1:].clone(), lens=lens,
+                        lens_kind="logit" if tuned is None else "tuned")
     return result.with_sets(sets) if sets else result

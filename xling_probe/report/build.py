@@ -160,6 +160,7 @@ def build_report(
     neurons: bool | dict[str, Any] = False,
     distances: bool | dict[str, Any] = False,
     transliteration: bool | dict[str, Any] = False,
+    tuned_lens: Any = False,
     cache: bool = True,
 ) -> ReportResult:
     """Run every stage and write the report into ``out`` (refused when not empty unless ``force``).
@@ -195,9 +196,9 @@ def build_report(
     Latin-script reference, for the original and the uroman-romanized text, per layer with bootstrap intervals
     (``bootstrap`` resamples); it extracts the romanized sentences once more. A dict passes ``n_boot``, ``ci``,
     ``max_languages``. Skipped with a reason when every language is in Latin script.
-    The neutrality stage also fits a least-squares map of every language into the pivot on its fit split and
-    reports, per layer, its held-out retrieval beside its orthogonality deviation and singular-value spread
-    (:mod:`xling_probe.report.linear_map`, ``tables/map_quality.csv``).
+    The neutrality stage also fits a least-squares map of every language into the pivot on its fit split and reports,
+    per layer, its held-out retrieval beside its orthogonality deviation and singular-value spread (``tables/map_quality.csv``).
+    ``tuned_lens=True`` (a TunedLens, or a lens.npz path) adds each drift pair read through a tuned lens (:mod:`.tuned`).
     ``cache=False`` computes the activations and the drift again instead of reading (or writing) the cache.
     """
     from ..measures.registry import parse_metrics
@@ -212,7 +213,7 @@ def build_report(
                       words=words, metrics=metrics, null_permutations=null_permutations, bootstrap=bootstrap, drift_items=drift_items, shots=shots,
                       batch_size=batch_size, max_length=max_length, static=static, dpi=dpi, seed=seed,
                       progress=progress, store=store, store_dtype=store_dtype, max_memory_gb=max_memory_gb,
-                      neurons=neurons, distances=distances, transliteration=transliteration, cache=cache)
+                      neurons=neurons, distances=distances, transliteration=transliteration, cache=cache, tuned_lens=tuned_lens)
     finally:
         stages.bar.close()
 
@@ -220,7 +221,7 @@ def build_report(
 def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, extract_options, *, words, metrics,
            null_permutations, bootstrap, drift_items, shots, batch_size, max_length, static, dpi, seed,
            progress, store=None, store_dtype="float32", max_memory_gb=2.0, neurons=False, distances=False,
-           transliteration=False, cache=True) -> ReportResult:
+           transliteration=False, cache=True, tuned_lens=False) -> ReportResult:
     """The stages of :func:`build_report`. The corpus is loaded and its languages checked before
     the model is loaded: a typo in a language code must not cost a model load."""
     from ..data.corpus import ParallelCorpus, load_corpus
@@ -251,7 +252,7 @@ def _build(out, stages, model, corpus, langs, limit, drift_pairs, load_options, 
     sections, tables, figures, grid = _analyses(stages, handle, acts, notes, drift_pairs, words=words, metrics=metrics,
                                           null_permutations=null_permutations, bootstrap=bootstrap,
                                           drift_items=drift_items, shots=shots, seed=seed, progress=progress,
-                                          max_memory_gb=max_memory_gb, cache=cache)
+                                          max_memory_gb=max_memory_gb, cache=cache, tuned_lens=tuned_lens)
     neuron_stage(stages, handle, corpus, sections, tables, figures, notes, enabled=neurons, seed=seed,
                   batch_size=batch_size, max_length=max_length, progress=progress)
     distance_stage(stages, grid, sections, tables, figures, notes, enabled=distances, seed=seed)
@@ -286,7 +287,7 @@ def _title(label: str) -> str:
 
 
 def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_permutations, bootstrap, drift_items,
-              shots, seed, progress, max_memory_gb=2.0, cache=True):
+              shots, seed, progress, max_memory_gb=2.0, cache=True, tuned_lens=False):
     """Run the analyses and build the figures; returns (sections, tables name -> DataFrame, figures id -> Figure,
     the every-pair SimilarityResult that the distance stage correlates)."""
     from .. import plots
@@ -380,7 +381,7 @@ def _analyses(stages, handle, acts, notes, drift_pairs, *, words, metrics, null_
         stages.skip("drift", why)
     else:
         stages.run("drift", drift_sections, handle, drift_pairs, sections, tables, figs, notes, words=words,
-                   items=drift_items, shots=shots, seed=seed, progress=progress, cache=cache)
+                   items=drift_items, shots=shots, seed=seed, progress=progress, cache=cache, tuned_lens=tuned_lens)
     return sections, tables, figs, grid
 
 

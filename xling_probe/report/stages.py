@@ -54,7 +54,9 @@ def drift_unavailable(handle) -> str | None:
 
 
 def drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words, items, shots, seed, progress,
-                    cache=True):
+                    cache=True, tuned_lens=False):
+    """One section per drift pair (logit lens), the one-prompt lens heatmap, and with ``tuned_lens``
+    (True, a TunedLens or a path) the pairs read through a tuned lens (:mod:`.tuned`)."""
     from .. import plots
     from ..lens import build_prompts, language_drift, lens_table, load_words
     from .captions import describe_drift, describe_items
@@ -62,6 +64,7 @@ def drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words,
 
     wl = load_words(words)
     first_table = None
+    runs = {}
     for src, tgt in drift_pairs:
         missing = [c for c in (src, tgt, "en") if c not in wl.languages]
         key = f"drift_{src}_{tgt}"
@@ -79,6 +82,7 @@ def drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words,
             notes.append(note)
             sections.append(Section(key, f"Language drift {src} → {tgt} (skipped)", "", notes=[note]))
             continue
+        runs[(src, tgt)] = d
         tables[key] = d.to_dataframe()
         figs[key] = plots.latent_language(d)
         sections.append(Section(key, f"Language drift {src} → {tgt} (latent: English)", TEXTS["drift"],
@@ -92,6 +96,11 @@ def drift_sections(handle, drift_pairs, sections, tables, figs, notes, *, words,
             figs["lens"] = plots.lens_heatmap(first_table, title=f"Logit lens: {src} → {tgt}, one prompt")
             sections.append(Section("lens", "Logit lens on one prompt", TEXTS["lens"], [("lens", figs["lens"])],
                                     ["tables/lens_positions.csv"]))
+    if tuned_lens is not False and tuned_lens is not None:
+        from .tuned import tuned_sections
+
+        tuned_sections(handle, runs, sections, tables, figs, notes, enabled=tuned_lens, words=words, items=items,
+                       shots=shots, seed=seed, progress=progress, cache=cache)
 
 
 def _options(enabled) -> dict:
