@@ -158,6 +158,8 @@ def test_save_load_and_bad_inputs(tiny_decoder, tiny_gpt2_model, trained, tmp_pa
         train_tuned_lens(tiny_decoder, sample, languages=["xx"], progress=False, cache=False)
     with pytest.raises(LensError, match="steps"):
         train_tuned_lens(tiny_decoder, sample, steps=-1, progress=False, cache=False)
+    with pytest.raises(LensError, match="needs sentences"):
+        compare_lenses(tiny_decoder, trained, {"fr": []})
     with pytest.raises(LensError, match="init"):
         train_tuned_lens(tiny_decoder, sample, init="random", progress=False, cache=False)
     with pytest.raises(LensError, match="non-finite"):

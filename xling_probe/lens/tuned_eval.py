@@ -61,6 +61,9 @@ def compare_lenses(model: ModelHandle, tuned: TunedLens, texts: Mapping[str, Seq
     ``max_tokens`` positions are drawn from each language (the first token left out).
     """
     tuned.check(model)
+    empty = [lang for lang, sents in texts.items() if not list(sents)]
+    if not texts or empty:
+        raise LensError(f"compare_lenses needs sentences for every language; none given for {empty or 'any language'}")
     lens = Lens(model)
     layers = list(range(model.n_states))
     kl_l, kl_t, groups = [], [], []

@@ -62,9 +62,10 @@ def describe_tuned(logit, tuned) -> str:
     pt_l, pt_t = (np.asarray(d.curve("p_target"), float) for d in (logit, tuned))
     first = [next((layers[j] for j in range(len(layers)) if p[j] >= 0.5 * p.max()), None) if p.max() > 0 else None
              for p in (pt_l, pt_t)]
+    rise = " and ".join(f"at layer {f} ({n})" if f is not None else f"never ({n}: P({tgt}) is 0 at every layer)"
+                        for f, n in zip(first, ("logit", "tuned")))
     text = ("; ".join(parts) + f". At layer {layers[mid]} the mean KL to the final layer is {kl_l:.2f} bits "
-            f"through the logit lens and {kl_t:.2f} through the tuned lens. P({tgt}) reaches half its maximum at "
-            f"layer {first[0]} (logit) and {first[1]} (tuned).")
+            f"through the logit lens and {kl_t:.2f} through the tuned lens. P({tgt}) reaches half its maximum {rise}.")
     if kl_t >= kl_l:
         text += " The tuned lens does not read this middle layer closer to the output than the logit lens here."
     return text
